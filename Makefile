@@ -1,0 +1,51 @@
+# openimagen: everything a fresh machine needs lives here.
+#   make demo   set up, then generate a grid offline with the shipped default model
+#   make test   set up, then run the test suite (CPU only, < 15 min on 2 cores)
+SHELL := /bin/bash
+PY    ?= python3
+VENV  := .venv
+VPY   := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEB_PACKAGES := fonts-noto-color-emoji openclipart-png
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_MODEL ?= runs/overfit-demo/model
+DEMO_OUT ?= out/demo.png
+
+.PHONY: setup venv debs demo test test-fast bench clean
+
+setup: $(STAMP) debs
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	# The CPU wheel of PyTorch lies on disk; a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian data packages used by the data builders (emoji font, clip art).
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: setup
+	$(VPY) -m pytest -q tests
+
+test-fast: setup
+	$(VPY) -m pytest -q -m "not slow" tests
+
+$(DEMO_MODEL)/pipeline.json: | setup
+	@echo "No default model ships yet: training the small two-stage overfit cascade (about a minute on CPU)."
+	$(VPY) -m openimagen.train.overfit --out $(dir $(DEMO_MODEL))
+
+demo: setup $(DEMO_MODEL)/pipeline.json
+	$(VENV)/bin/openimagen generate "a red square" "a blue circle" --model $(DEMO_MODEL) --seed 0 -o $(DEMO_OUT)
+	@echo "Wrote $(DEMO_OUT) (from the small overfit cascade; the shipped default model comes with a later release)."
+
+clean:
+	rm -rf runs out .pytest_cache

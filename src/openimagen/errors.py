@@ -1,0 +1,41 @@
+"""Typed exceptions that speak to the user.
+
+Every error a user can cause (a bad prompt, size, step count, sampler name, path or
+checkpoint) is raised as one of these, with a one-line message naming what is allowed.
+The CLI turns them into that line and exit code 2; nothing deep from torch leaks out.
+"""
+from __future__ import annotations
+
+
+class OpenImagenError(Exception):
+    """Base class for errors caused by the user's input, not by a bug."""
+
+
+class InvalidArgumentError(OpenImagenError, ValueError):
+    """A value is out of range or not one of the allowed names."""
+
+
+class UnknownNameError(InvalidArgumentError, KeyError):
+    """A name (sampler, preset, schedule, ...) is not registered; the message lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
+
+
+class ModelLoadError(OpenImagenError, OSError):
+    """A model directory, config or weights file is missing, unreadable, truncated or inconsistent."""
+
+
+class ConfigError(OpenImagenError, ValueError):
+    """A config has an unknown key, a wrong type or an inconsistent value."""
+
+
+def check_choice(kind: str, name: str, valid) -> str:
+    """Return ``name`` if it is in ``valid``, else raise :class:`UnknownNameError`."""
+    if name not in valid:
+        raise UnknownNameError(kind, name, valid)
+    return name
