@@ -1,0 +1,60 @@
+"""The one contract every cascade stage honours: ``denoise(x, sigma, cond) -> x0_hat``.
+
+``Denoiser`` wraps a raw network F (the U-Net) with a parameterization's preconditioning
+(Karras et al. 2022, eq. 7): D(x; s) = c_skip x + c_out F(c_in x, c_noise; cond). Samplers, guidance and
+losses only ever see this contract; the network only ever sees scaled inputs.
+
+For super-resolution stages ``cond.lowres`` is the noise-augmented low-res image in the VE form
+(lowres + aug_sigma * n, Imagen Sec. 2.5); it is scaled by 1/sqrt(1 + aug_sigma^2) to the VP sample
+the network was trained on, and its level enters as c_aug = ln(aug_sigma)/4.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from openimagen.diffusion.cond import Cond
+from openimagen.diffusion.parameterization import Coefficients, ParamConfig, coefficients, noise_input
+
+
+class DenoiserFn(Protocol):
+    """Anything samplers can call: a Denoiser, a guided one, a thresholded one."""
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: Cond) -> torch.Tensor: ...
+
+
+def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(B,) -> (B, 1, ..., 1) with ``ndim`` dims in all."""
+    return v.reshape(v.shape + (1,) * (ndim - v.ndim))
+
+
+def as_batch_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
+    """Broadcast a float or 0-d/(B,) tensor noise level to shape (B,) on x's device, float32."""
+    sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32)
+    return sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
+
+
+class Denoiser(nn.Module):
+    def __init__(self, net: nn.Module, param: ParamConfig):
+        super().__init__()
+        self.net = net
+        self.param = param
+
+    def net_output(self, x: torch.Tensor, sigma, cond: Cond) -> tuple[torch.Tensor, Coefficients]:
+        """The raw network output F and the coefficients used (for the loss, which targets F)."""
+        s = as_batch_sigma(sigma, x)                                      # (B,)
+        c = coefficients(self.param, append_dims(s, x.ndim))              # each (B, 1, 1, 1)
+        lowres = c_aug = None
+        if cond.lowres is not None:
+            aug = cond.aug_sigma if cond.aug_sigma is not None else torch.zeros_like(s)
+            lowres = cond.lowres * append_dims((1 + aug * aug).rsqrt(), cond.lowres.ndim)
+            c_aug = noise_input(aug)
+        f = self.net(c.c_in * x, c.c_noise.reshape(-1), cond.text, cond.mask,
+                     text_drop=cond.drop, lowres=lowres, c_aug=c_aug)
+        return f, c
+
+    def forward(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
+        f, c = self.net_output(x, sigma, cond)
+        return c.c_skip * x + c.c_out * f.to(x.dtype)

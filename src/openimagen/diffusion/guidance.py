@@ -1,0 +1,72 @@
+"""Classifier-free guidance (Ho & Salimans 2022) and Imagen's thresholding (Saharia et al. 2022, Sec. 2.3).
+
+Both are wrappers around the denoiser contract, so every sampler gets them for free.
+
+Guidance: x0_tilde = x0_u + w (x0_c - x0_u), i.e. Imagen's eps_tilde = w eps_c + (1 - w) eps_u carried
+to x0 (the map eps -> x0 = x - s eps is affine, so the weights, summing to 1, carry over). Cond and uncond
+run in ONE batched forward pass; w = 1 skips the unconditional half.
+
+Thresholding is applied to x0_hat in exactly one place (``Thresholded``):
+  static:  clip x0_hat to [-1, 1];
+  dynamic: s = percentile p of |x0_hat| per sample; if s > 1, clip to [-s, s] and divide by s.
+"""
+from __future__ import annotations
+
+import torch
+
+from openimagen.diffusion.cond import Cond
+from openimagen.diffusion.denoiser import DenoiserFn, append_dims, as_batch_sigma
+from openimagen.errors import InvalidArgumentError, check_choice
+
+
+class ClassifierFreeGuidance:
+    def __init__(self, denoiser: DenoiserFn, scale: float):
+        if not scale >= 0:
+            raise InvalidArgumentError(f"guidance must be >= 0, got {scale}")
+        self.denoiser, self.scale = denoiser, float(scale)
+
+    def __call__(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
+        if self.scale == 1.0:
+            return self.denoiser(x, sigma, cond)
+        b = x.shape[0]
+        s = as_batch_sigma(sigma, x)
+        drop_all = torch.ones(b, dtype=torch.bool, device=x.device)
+        both = Cond.cat([cond, cond.with_drop(drop_all)])
+        x0 = self.denoiser(torch.cat([x, x]), torch.cat([s, s]), both)   # (2B, C, H, W)
+        x0_c, x0_u = x0[:b], x0[b:]
+        return x0_u + self.scale * (x0_c - x0_u)
+
+
+def static_threshold(x0: torch.Tensor) -> torch.Tensor:
+    return x0.clamp(-1.0, 1.0)
+
+
+def dynamic_threshold(x0: torch.Tensor, percentile: float = 0.995) -> torch.Tensor:
+    """Imagen's dynamic thresholding: per-sample s = quantile(|x0|, p), s >= 1; clip to [-s, s], divide by s."""
+    if not 0.0 < percentile <= 1.0:
+        raise InvalidArgumentError(f"threshold percentile must be in (0, 1], got {percentile}")
+    s = torch.quantile(x0.detach().flatten(1).abs().float(), percentile, dim=1).clamp(min=1.0)  # (B,)
+    s = append_dims(s.to(x0.dtype), x0.ndim)
+    return torch.maximum(torch.minimum(x0, s), -s) / s
+
+
+THRESHOLDS = ("none", "static", "dynamic")
+
+
+class Thresholded:
+    def __init__(self, denoiser: DenoiserFn, mode: str = "dynamic", percentile: float = 0.995):
+        self.denoiser, self.mode, self.percentile = denoiser, check_choice("threshold", mode, THRESHOLDS), percentile
+
+    def __call__(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
+        x0 = self.denoiser(x, sigma, cond)
+        if self.mode == "static":
+            return static_threshold(x0)
+        if self.mode == "dynamic":
+            return dynamic_threshold(x0, self.percentile)
+        return x0
+
+
+def guided(denoiser: DenoiserFn, guidance: float = 1.0, threshold: str = "dynamic",
+           percentile: float = 0.995) -> DenoiserFn:
+    """The denoiser a sampler should run: guidance first, then thresholding of the guided x0."""
+    return Thresholded(ClassifierFreeGuidance(denoiser, guidance), threshold, percentile)

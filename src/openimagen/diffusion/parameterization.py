@@ -1,0 +1,66 @@
+"""Parameterizations as preconditioning coefficients (Karras et al. 2022, "EDM", Table 1 / eq. 7).
+
+Every stage's denoiser is D(x; s) = c_skip(s) x + c_out(s) F(c_in(s) x, c_noise(s)), with x = x0 + s n
+in the variance-exploding form (s = exp(-logsnr/2), see ``schedules``). The raw network F never knows
+what it predicts: choosing eps-, v- or x0(EDM)-prediction only changes these four numbers.
+
+    eps (Ho et al. 2020):           c_skip = 1,             c_out = -s,                c_in = 1/sqrt(1+s^2)
+    v   (Salimans & Ho 2022):       c_skip = 1/(1+s^2),     c_out = -s/sqrt(1+s^2),     c_in = 1/sqrt(1+s^2)
+    edm (Karras et al. 2022):       c_skip = sd^2/(s^2+sd^2), c_out = s sd/sqrt(s^2+sd^2), c_in = 1/sqrt(s^2+sd^2)
+
+c_in = 1/sqrt(1+s^2) for eps and v feeds the network the VP sample z = alpha x, as Imagen does.
+c_noise = ln(s)/4 for all (EDM's convention; equals -logsnr/8).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from openimagen.errors import ConfigError, check_choice
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    c_skip: torch.Tensor
+    c_out: torch.Tensor
+    c_in: torch.Tensor
+    c_noise: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ParamConfig:
+    name: str = "v"            # "eps" | "v" | "edm"
+    sigma_data: float = 0.5    # EDM only: std of the data
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParamConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown parameterization config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+PARAMETERIZATIONS = ("eps", "v", "edm")
+
+
+def noise_input(s: torch.Tensor) -> torch.Tensor:
+    """c_noise(s) = ln(s)/4; also used for the noise-augmentation level of SR stages."""
+    return torch.log(s.clamp(min=1e-5)) / 4
+
+
+def coefficients(config: ParamConfig, s: torch.Tensor) -> Coefficients:
+    """Preconditioning coefficients for noise levels ``s`` (any shape; returned with the same shape)."""
+    check_choice("parameterization", config.name, PARAMETERIZATIONS)
+    s2 = s * s
+    if config.name == "edm":
+        sd2 = config.sigma_data ** 2
+        return Coefficients(c_skip=sd2 / (s2 + sd2), c_out=s * config.sigma_data / (s2 + sd2).sqrt(),
+                            c_in=(s2 + sd2).rsqrt(), c_noise=noise_input(s))
+    c_in = (1 + s2).rsqrt()
+    if config.name == "eps":
+        return Coefficients(c_skip=torch.ones_like(s), c_out=-s, c_in=c_in, c_noise=noise_input(s))
+    return Coefficients(c_skip=1 / (1 + s2), c_out=-s * c_in, c_in=c_in, c_noise=noise_input(s))

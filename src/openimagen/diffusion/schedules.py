@@ -1,0 +1,169 @@
+"""Continuous-time noise schedules (Kingma et al. 2021, "Variational Diffusion Models").
+
+A variance-preserving (VP) forward process is z_t = alpha_t x0 + sigma_t eps with
+alpha_t^2 + sigma_t^2 = 1; a schedule is fully described by its log signal-to-noise ratio
+logsnr(t) = log(alpha_t^2 / sigma_t^2), decreasing in t in [0, 1].
+
+openimagen's denoiser contract uses the *noise level* of the equivalent variance-exploding
+form (Karras et al. 2022, "EDM", Sec. 2 and Table 1): x = z / alpha = x0 + s n with
+
+    s = sigma_t / alpha_t = exp(-logsnr / 2).
+
+Notation table
+    t          diffusion time in [0, 1]
+    logsnr     lambda(t) = log(alpha^2 / sigma^2)
+    alpha      sqrt(sigmoid(lambda))          (VP signal scale)
+    sigma      sqrt(sigmoid(-lambda))         (VP noise scale)
+    noise_level s = exp(-lambda / 2)          (VE sigma, what samplers and denoisers see)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from openimagen.errors import ConfigError, InvalidArgumentError, check_choice
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "cosine"          # "cosine" | "linear_logsnr"
+    logsnr_min: float = -20.0     # lambda at t = 1 (pure noise end)
+    logsnr_max: float = 20.0      # lambda at t = 0 (clean end)
+    shift: float = 1.0            # resolution shift (Hoogeboom et al. 2023): lambda += -2 log(shift)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScheduleConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown schedule config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+class Schedule:
+    """Base class: subclasses define ``logsnr(t)`` and its inverse ``t_from_logsnr``."""
+
+    def __init__(self, config: ScheduleConfig):
+        if not config.logsnr_min < config.logsnr_max:
+            raise ConfigError(f"logsnr_min ({config.logsnr_min}) must be below logsnr_max ({config.logsnr_max})")
+        if config.shift <= 0:
+            raise ConfigError(f"schedule shift must be positive, got {config.shift}")
+        self.config = config
+        self._log_shift = 2.0 * math.log(config.shift)
+
+    # --- defined by subclasses, on the unshifted schedule -------------------------------
+    def _logsnr(self, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _t_from_logsnr(self, lam: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- accessors -----------------------------------------------------------------------
+    def logsnr(self, t: torch.Tensor) -> torch.Tensor:
+        return self._logsnr(t) - self._log_shift
+
+    def t_from_logsnr(self, lam: torch.Tensor) -> torch.Tensor:
+        return self._t_from_logsnr(lam + self._log_shift)
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logsnr(t)).sqrt()
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(-self.logsnr(t)).sqrt()
+
+    def noise_level(self, t: torch.Tensor) -> torch.Tensor:
+        """VE noise level s = sigma/alpha = exp(-logsnr/2) (the ``sigma`` of the denoiser contract)."""
+        return torch.exp(-0.5 * self.logsnr(t))
+
+    def t_from_noise_level(self, s: torch.Tensor) -> torch.Tensor:
+        return self.t_from_logsnr(-2.0 * torch.log(s))
+
+    @property
+    def noise_level_range(self) -> tuple[float, float]:
+        """(smallest, largest) noise level reached for t in [0, 1]."""
+        ends = self.noise_level(torch.tensor([0.0, 1.0], dtype=torch.float64))
+        return float(ends[0]), float(ends[1])
+
+
+class CosineSchedule(Schedule):
+    """Cosine schedule (Nichol & Dhariwal 2021) in continuous time, truncated to [logsnr_min, logsnr_max].
+
+    alpha_t = cos(pi t / 2)  <=>  logsnr(t) = -2 log tan(pi t / 2); t is affinely remapped so that
+    t = 0 and t = 1 give logsnr_max and logsnr_min (as in Hoogeboom et al. 2023, "simple diffusion").
+    """
+
+    def __init__(self, config: ScheduleConfig):
+        super().__init__(config)
+        self._a0 = math.atan(math.exp(-0.5 * config.logsnr_max))
+        self._a1 = math.atan(math.exp(-0.5 * config.logsnr_min))
+
+    def _logsnr(self, t):
+        return -2.0 * torch.log(torch.tan(self._a0 + t * (self._a1 - self._a0)))
+
+    def _t_from_logsnr(self, lam):
+        return (torch.atan(torch.exp(-0.5 * lam)) - self._a0) / (self._a1 - self._a0)
+
+
+class LinearLogSNRSchedule(Schedule):
+    """logsnr(t) = logsnr_max + t (logsnr_min - logsnr_max): uniform in log-SNR (Kingma et al. 2021)."""
+
+    def _logsnr(self, t):
+        c = self.config
+        return c.logsnr_max + t * (c.logsnr_min - c.logsnr_max)
+
+    def _t_from_logsnr(self, lam):
+        c = self.config
+        return (lam - c.logsnr_max) / (c.logsnr_min - c.logsnr_max)
+
+
+SCHEDULES = {"cosine": CosineSchedule, "linear_logsnr": LinearLogSNRSchedule}
+
+
+def make_schedule(config: ScheduleConfig | str = "cosine") -> Schedule:
+    if isinstance(config, str):
+        config = ScheduleConfig(name=config)
+    check_choice("schedule", config.name, SCHEDULES)
+    return SCHEDULES[config.name](config)
+
+
+SPACINGS = ("time", "logsnr", "karras")
+
+
+# Karras et al. 2022 (Sec. 5) sample in [0.002, 80]: below 0.002 noise is invisible in 8-bit images, and
+# above 80 a sample of [-1, 1] data is pure noise to within 1/80^2 of its variance.
+KARRAS_SIGMA_MIN, KARRAS_SIGMA_MAX = 0.002, 80.0
+
+
+def sampling_sigmas(schedule: Schedule, steps: int, spacing: str = "time", rho: float = 7.0,
+                    t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
+    """The sampling grid: ``steps + 1`` noise levels, decreasing, ending in exactly 0.
+
+    spacing "time": uniform in t (DDPM/DDIM practice); "logsnr": uniform in lambda (DPM-Solver,
+    Lu et al. 2022); "karras": Karras et al. 2022 eq. 5 with exponent ``rho``, clipped to their range
+    [0.002, 80] (rho = 7 over the full [e^-10, e^10] of a +-20 log-SNR schedule wastes half the steps above
+    s = 300 and makes the last ones so long that multistep solvers extrapolate badly).
+    ``t_max``/``t_min`` bound the grid in schedule time (image-to-image starts below 1).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
+    check_choice("spacing", spacing, SPACINGS)
+    if not 0.0 <= t_min < t_max <= 1.0:
+        raise InvalidArgumentError(f"need 0 <= t_min < t_max <= 1, got t_min={t_min}, t_max={t_max}")
+    t = torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)[:-1]
+    if spacing == "time":
+        s = schedule.noise_level(t)
+    else:
+        s_hi = float(schedule.noise_level(torch.tensor(t_max, dtype=torch.float64)))
+        s_lo = float(schedule.noise_level(torch.tensor(max(t_min, 0.0), dtype=torch.float64)))
+        u = torch.linspace(0, 1, steps + 1, dtype=torch.float64)[:-1]
+        if spacing == "logsnr":
+            s = torch.exp(math.log(s_hi) + u * (math.log(s_lo) - math.log(s_hi)))
+        else:
+            s_hi = min(s_hi, KARRAS_SIGMA_MAX)
+            s_lo = min(max(s_lo, KARRAS_SIGMA_MIN), s_hi)
+            s = (s_hi ** (1 / rho) + u * (s_lo ** (1 / rho) - s_hi ** (1 / rho))) ** rho
+    return torch.cat([s, s.new_zeros(1)]).float()
