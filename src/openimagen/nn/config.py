@@ -1,0 +1,175 @@
+"""Typed config of the Efficient U-Net and its named presets (DiT-style registry).
+
+The fields follow Imagen's Efficient U-Net description (Saharia et al. 2022, App. B,
+Fig. A.27-A.30): a list of resolution levels, each with a channel multiplier, a number of
+residual blocks (more at low resolution is cheaper and works better), and optional text
+cross-attention / self-attention. ``to_dict`` / ``from_dict`` give a JSON-safe round trip
+so every checkpoint can store the exact architecture it was trained with.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from openimagen.errors import ConfigError, UnknownNameError
+
+TEXT_POOLINGS = ("attention", "mean")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    image_size: int = 32                            # output side H = W the stage is trained at
+    in_channels: int = 3                            # image channels (the SR low-res image has the same)
+    out_channels: int = 3                           # channels of the raw output F
+    base_channels: int = 32                         # width of level 0; level i has base * channel_mults[i]
+    channel_mults: tuple[int, ...] = (1, 2, 4)      # one multiplier per resolution level (level i at H / 2**i)
+    num_res_blocks: tuple[int, ...] = (1, 2, 2)     # ResBlocks per DBlock and per UBlock, one per level
+    cross_attn_levels: tuple[int, ...] = (1, 2)     # levels with text cross-attention
+    self_attn_levels: tuple[int, ...] = ()          # levels with self-attention (text tokens join its keys)
+    head_dim: int = 32                              # channels per attention head
+    text_dim: int = 384                             # width of the frozen text encoder's tokens (MiniLM: 384)
+    num_null_tokens: int = 8                        # length of the learned null text (classifier-free guidance)
+    text_pooling: str = "attention"                 # "attention" | "mean": pooled text added to the noise embedding
+    lowres_cond: bool = False                       # super-resolution stage: concat upsampled low-res image, embed c_aug
+    dropout: float = 0.0                            # dropout inside every ResBlock
+    emb_mult: int = 4                               # embedding (and text context) width = base_channels * emb_mult
+
+    def __post_init__(self):
+        for name in ("channel_mults", "num_res_blocks", "cross_attn_levels", "self_attn_levels"):
+            value = getattr(self, name)
+            if isinstance(value, list):  # accept lists (from JSON or by hand), store tuples
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def num_levels(self) -> int:
+        return len(self.channel_mults)
+
+    @property
+    def emb_dim(self) -> int:
+        """Width of the conditioning embedding and of the projected text context."""
+        return self.base_channels * self.emb_mult
+
+    @property
+    def fourier_dim(self) -> int:
+        """Number of sin/cos features of a noise level (even)."""
+        return max(2, self.emb_dim // 8 * 2)
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this (one 2x downsampling per level after the first)."""
+        return 2 ** (self.num_levels - 1)
+
+    def channels(self, level: int) -> int:
+        return self.base_channels * self.channel_mults[level]
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> "UNetConfig":
+        """Raise :class:`ConfigError` on a wrong type or an inconsistent value; return self."""
+        _check_types(self)
+        n = self.num_levels
+        if n < 1:
+            raise ConfigError("channel_mults must name at least one level")
+        if len(self.num_res_blocks) != n:
+            raise ConfigError(f"num_res_blocks has {len(self.num_res_blocks)} entries but channel_mults has {n}")
+        for name in ("image_size", "in_channels", "out_channels", "base_channels", "head_dim", "text_dim",
+                     "num_null_tokens", "emb_mult"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(m < 1 for m in self.channel_mults) or any(r < 1 for r in self.num_res_blocks):
+            raise ConfigError("channel_mults and num_res_blocks entries must be >= 1")
+        if self.image_size % self.size_multiple:
+            raise ConfigError(f"image_size {self.image_size} is not a multiple of 2**(levels-1) = {self.size_multiple}")
+        for name in ("cross_attn_levels", "self_attn_levels"):
+            levels = getattr(self, name)
+            if len(set(levels)) != len(levels) or any(not 0 <= lv < n for lv in levels):
+                raise ConfigError(f"{name} {levels} must be distinct level indices in [0, {n - 1}]")
+        for lv in set(self.cross_attn_levels) | set(self.self_attn_levels):
+            if self.channels(lv) % self.head_dim:
+                raise ConfigError(f"level {lv} width {self.channels(lv)} is not a multiple of head_dim {self.head_dim}")
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise ConfigError(f"text_pooling {self.text_pooling!r} must be one of {', '.join(TEXT_POOLINGS)}")
+        if self.text_pooling == "attention" and self.emb_dim % self.head_dim:
+            raise ConfigError(f"emb_dim {self.emb_dim} is not a multiple of head_dim {self.head_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (tuples become lists)."""
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`, missing ones take defaults."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"UNetConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise ConfigError(f"unknown UNetConfig key {key!r}; valid: {', '.join(sorted(known))}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+_INT_TUPLES = ("channel_mults", "num_res_blocks", "cross_attn_levels", "self_attn_levels")
+
+
+def _check_types(cfg: UNetConfig) -> None:
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name in _INT_TUPLES:
+            ok = isinstance(v, tuple) and all(isinstance(e, int) and not isinstance(e, bool) for e in v)
+            expected = "a tuple of ints"
+        elif f.name == "text_pooling":
+            ok, expected = isinstance(v, str), "a string"
+        elif f.name == "lowres_cond":
+            ok, expected = isinstance(v, bool), "a bool"
+        elif f.name == "dropout":
+            ok, expected = isinstance(v, (int, float)) and not isinstance(v, bool), "a float"
+        else:
+            ok, expected = isinstance(v, int) and not isinstance(v, bool), "an int"
+        if not ok:
+            raise ConfigError(f"UNetConfig.{f.name} must be {expected}, got {v!r}")
+
+
+# ---------------------------------------------------------------------- presets
+PRESETS: dict[str, UNetConfig] = {
+    # Unit tests: a two-level net, ~0.2M parameters, milliseconds per forward at 16 px.
+    "tiny": UNetConfig(image_size=16, base_channels=16, channel_mults=(1, 2), num_res_blocks=(1, 1),
+                       cross_attn_levels=(1,), self_attn_levels=(1,), head_dim=16, num_null_tokens=4),
+    "tiny-sr": UNetConfig(image_size=32, base_channels=16, channel_mults=(1, 2), num_res_blocks=(1, 1),
+                          cross_attn_levels=(1,), self_attn_levels=(), head_dim=16, num_null_tokens=4,
+                          lowres_cond=True),
+    # What we train on a 2-core CPU: 32 px base stage, cross-attention at 16 and 8 px (~1.7 GFLOP per training image).
+    "small-cpu": UNetConfig(image_size=32, base_channels=32, channel_mults=(1, 2, 4), num_res_blocks=(1, 2, 2),
+                            cross_attn_levels=(1, 2), self_attn_levels=(2,), head_dim=32),
+    # 32 -> 64 px SR stage: narrow at 64 px, deep at 8 px; no self-attention, text cross-attention at the lowest level only (Imagen App. B).
+    "small-cpu-sr": UNetConfig(image_size=64, base_channels=16, channel_mults=(1, 2, 4, 8), emb_mult=8,
+                               num_res_blocks=(1, 1, 2, 3), cross_attn_levels=(3,), self_attn_levels=(),
+                               head_dim=32, lowres_cond=True),
+    # Imagen's 64 px base (App. F: 512 channels, mults 1,2,3,4, 3 ResBlocks, attention at 32, 16, 8 px).
+    # text_dim stays at the project's encoder width; Imagen's T5-XXL is text_dim=4096.
+    "imagen-base-64": UNetConfig(image_size=64, base_channels=512, channel_mults=(1, 2, 3, 4),
+                                 num_res_blocks=(3, 3, 3, 3), cross_attn_levels=(1, 2, 3),
+                                 self_attn_levels=(1, 2, 3), head_dim=64, dropout=0.1),
+    # Imagen's 64 -> 256 px Efficient U-Net (App. B): more ResBlocks at low resolution, no
+    # self-attention, text cross-attention kept at the lowest resolution.
+    "imagen-sr-256": UNetConfig(image_size=256, base_channels=128, channel_mults=(1, 2, 4, 8),
+                                num_res_blocks=(2, 4, 8, 8), cross_attn_levels=(3,), self_attn_levels=(),
+                                head_dim=64, lowres_cond=True),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> UNetConfig:
+    """Return the named preset, with ``overrides`` applied via ``dataclasses.replace``."""
+    if name not in PRESETS:
+        raise UnknownNameError("U-Net preset", name, PRESETS)
+    known = {f.name for f in dataclasses.fields(UNetConfig)}
+    for key in overrides:
+        if key not in known:
+            raise ConfigError(f"unknown UNetConfig key {key!r}; valid: {', '.join(sorted(known))}")
+    return dataclasses.replace(PRESETS[name], **overrides)

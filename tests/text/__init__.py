@@ -1,0 +1,1 @@
+"""Tests of openimagen.text: the text-encoder contract, HF loading, the default encoder and the cache."""
