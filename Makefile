@@ -6,7 +6,7 @@ PY    ?= python3
 VENV  := .venv
 VPY   := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := fonts-noto-color-emoji openclipart-png
+DEB_PACKAGES := fonts-noto-color-emoji openclipart-png unicode-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_MODEL ?= runs/overfit-demo/model
 DEMO_OUT ?= out/demo.png

@@ -1,0 +1,5 @@
+import sys
+
+from openimagen.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""``openimagen info DIR``: what a model directory holds."""
+from __future__ import annotations
+
+
+def add_info_parser(subparsers) -> None:
+    p = subparsers.add_parser("info", help="describe a model directory",
+                              description="Print a cascade's stages, resolutions, parameter counts and text encoder.")
+    p.add_argument("model", nargs="?", default=None, help="model directory (default: the shipped default model)")
+    p.set_defaults(func=run_info)
+
+
+def describe(pipe) -> str:
+    enc = pipe.text_encoder
+    lines = [f"text encoder: {pipe.config.text_encoder} (id {enc.encoder_id}, width {enc.dim}, "
+             f"max {pipe.config.max_length} tokens)"]
+    for i, (name, st) in enumerate(zip(pipe.config.stages, pipe.stages)):
+        c = st.config
+        kind = f"super-resolution {c.lowres_resolution}->{c.resolution}" if c.is_super_resolution else f"base {c.resolution}"
+        s = c.sampling
+        lines.append(f"stage {i} {name}: {kind}px, {st.num_parameters:,} parameters, {c.param.name}-prediction, "
+                     f"{c.schedule.name} schedule; defaults {s.sampler} {s.steps} steps, guidance {s.guidance}, "
+                     f"{s.threshold} thresholding" + (f", aug level {s.aug_level}" if c.is_super_resolution else ""))
+    lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
+    if pipe.config.description:
+        lines.append(f"description: {pipe.config.description}")
+    return "\n".join(lines)
+
+
+def run_info(args) -> int:
+    from openimagen.pipeline import Pipeline
+
+    print(describe(Pipeline.from_pretrained(args.model)))
+    return 0

@@ -1,0 +1,46 @@
+"""The ``openimagen`` command. Each sub-command parses its flags and calls a library function that tests call too.
+
+User errors (bad names, values, paths, checkpoints) print one line, ``error: ...``, and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from openimagen.errors import OpenImagenError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from openimagen import __version__
+    from openimagen.cli.data import add_data_parser
+    from openimagen.cli.generate import add_generate_parser
+    from openimagen.cli.info import add_info_parser
+
+    parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
+    parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data}")
+    add_generate_parser(sub)
+    add_info_parser(sub)
+    add_data_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OpenImagenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cli() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,92 @@
+"""Reading and writing model directories: JSON configs plus safetensors weights, never pickle.
+
+Every failure a user can meet (missing directory, unreadable or malformed JSON, missing, truncated or
+foreign weights file, weights of another architecture) becomes a one-line ``ModelLoadError``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from openimagen.errors import ConfigError, ModelLoadError
+
+CONFIG_NAME, WEIGHTS_NAME, PIPELINE_NAME = "config.json", "model.safetensors", "pipeline.json"
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path} is not readable JSON ({e.__class__.__name__}: {e})") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> None:
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+             for k, v in state.items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelLoadError(f"weights file {path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelLoadError(f"weights file {path} is truncated or not a safetensors file ({e})") from None
+
+
+def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy ``state`` into ``module`` (casting dtype), naming what does not match."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = [f"missing {len(missing)} (e.g. {missing[0]})" if missing else "",
+                 f"unexpected {len(unexpected)} (e.g. {unexpected[0]})" if unexpected else "",
+                 f"shape mismatch: {wrong[0]}" + (f" and {len(wrong) - 1} more" if len(wrong) > 1 else "")
+                 if wrong else ""]
+        raise ModelLoadError(f"{source} does not match its config: " + "; ".join(p for p in parts if p))
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def check_model_dir(path) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelLoadError(f"model directory {p} does not exist")
+    if not p.is_dir():
+        raise ModelLoadError(f"{p} is not a model directory (expected a folder with {PIPELINE_NAME})")
+    return p
+
+
+def config_error_as_load_error(path: Path, fn, *args):
+    """Run ``fn(*args)``; a ConfigError becomes a ModelLoadError naming ``path``."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        raise ModelLoadError(f"{path}: {e}") from None

@@ -1,0 +1,96 @@
+"""One cascade stage: a config, its denoiser, and how to sample it.
+
+A base stage samples from text alone; a super-resolution stage also takes the previous stage's output,
+upsamples it inside the U-Net, and sees it noise-augmented at a fixed level (Imagen Sec. 2.5, "noise
+conditioning augmentation": lowres + s_aug n, with s_aug given to the network).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from openimagen.diffusion.batching import PerSample
+from openimagen.diffusion.cond import Cond
+from openimagen.diffusion.denoiser import Denoiser, append_dims
+from openimagen.diffusion.guidance import guided
+from openimagen.diffusion.schedules import make_schedule, sampling_sigmas
+from openimagen.errors import InvalidArgumentError
+from openimagen.nn import EfficientUNet, count_parameters
+from openimagen.pipeline.config import SamplingConfig, StageConfig
+from openimagen.pipeline.io import (CONFIG_NAME, WEIGHTS_NAME, config_error_as_load_error, load_state_into,
+                                    load_weights, read_json, save_weights, write_json)
+from openimagen.samplers import get_sampler, randn
+
+
+class Stage(nn.Module):
+    def __init__(self, config: StageConfig):
+        super().__init__()
+        self.config = config.validate()
+        self.denoiser = Denoiser(EfficientUNet(config.unet), config.param)
+        self.schedule = make_schedule(config.schedule)
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.denoiser.net)
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, folder: Path, dtype: torch.dtype | None = None) -> None:
+        folder = Path(folder)
+        write_json(folder / CONFIG_NAME, self.config.to_dict())
+        save_weights(folder / WEIGHTS_NAME, self.denoiser.net.state_dict(), dtype)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Stage":
+        folder = Path(folder)
+        cfg = config_error_as_load_error(folder / CONFIG_NAME, StageConfig.from_dict, read_json(folder / CONFIG_NAME))
+        stage = cls(cfg)
+        load_state_into(stage.denoiser.net, load_weights(folder / WEIGHTS_NAME), folder / WEIGHTS_NAME)
+        return stage
+
+    # --- sampling ----------------------------------------------------------------------------
+    def augment_lowres(self, lowres: torch.Tensor, aug_level: float, generators) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise the low-res image to schedule time ``aug_level``: returns (lowres + s_aug n, s_aug)."""
+        b = lowres.shape[0]
+        s_aug = self.schedule.noise_level(torch.full((b,), float(aug_level), dtype=torch.float64)).float()
+        s_aug = s_aug.to(lowres.device)
+        if aug_level == 0:
+            return lowres, torch.zeros_like(s_aug)
+        noise = randn(lowres.shape, generators, lowres.device, lowres.dtype)
+        return lowres + append_dims(s_aug, lowres.ndim).to(lowres.dtype) * noise, s_aug
+
+    @torch.no_grad()
+    def sample(self, cond: Cond, generators: Sequence[torch.Generator], sampling: SamplingConfig,
+               lowres: Optional[torch.Tensor] = None, callback: Optional[Callable] = None,
+               t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True) -> torch.Tensor:
+        """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image.
+
+        ``batch_invariant``: evaluate the network image by image so a seed gives the same bits in any batch
+        (see ``openimagen.diffusion.batching``); False batches all images for throughput."""
+        sampling = sampling.validate()
+        b = cond.batch_size
+        if len(generators) != b:
+            raise InvalidArgumentError(f"need one generator per image: got {len(generators)} for {b} images")
+        param = next(self.denoiser.parameters())
+        device, dtype = param.device, param.dtype
+        if self.config.is_super_resolution:
+            if lowres is None:
+                raise InvalidArgumentError("a super-resolution stage needs the low-res image")
+            r = self.config.lowres_resolution
+            if tuple(lowres.shape[-2:]) != (r, r):
+                raise InvalidArgumentError(f"this stage upsamples {r}x{r} images, got {tuple(lowres.shape[-2:])}")
+            lowres, s_aug = self.augment_lowres(lowres.to(device, dtype), sampling.aug_level, generators)
+            cond = Cond(cond.text, cond.mask, cond.drop, lowres, s_aug)
+        cond = cond.map(lambda t: t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device))
+        sigmas = sampling_sigmas(self.schedule, sampling.steps, sampling.spacing, t_max=t_max).to(device)
+        shape = (b, self.config.unet.out_channels, self.config.resolution, self.config.resolution)
+        x = randn(shape, generators, device, dtype) * sigmas[0]
+        if init is not None:
+            x = x + init.to(device, dtype)
+        den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile)
+        if batch_invariant and b > 1:
+            den = PerSample(den)
+        out = get_sampler(sampling.sampler)(den, x, sigmas, cond=cond, generator=generators, callback=callback)
+        return out.clamp(-1, 1)

@@ -1,0 +1,134 @@
+"""Pipeline: generation contract, seeds, save/load round trip and clear errors for bad input."""
+import json
+
+import pytest
+import torch
+
+from openimagen.errors import InvalidArgumentError, ModelLoadError, UnknownNameError
+from openimagen.pipeline import Pipeline
+from tests.pipeline.fixtures import encoder, tiny_pipeline
+
+FAST = dict(steps=3)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+@pytest.fixture(scope="module")
+def saved(pipe, tmp_path_factory):
+    return pipe.save_pretrained(tmp_path_factory.mktemp("model") / "m")
+
+
+def test_generates_every_stage(pipe):
+    out = pipe(["a red square", "a blue circle"], num_images_per_prompt=2, **FAST)
+    assert len(out.images) == 4 and out.images[0].size == (32, 32)
+    assert [tuple(s.shape) for s in out.stages] == [(4, 3, 16, 16), (4, 3, 32, 32)]
+    assert set(out.timings) == {"text", "stage0", "stage1", "total"}
+    assert out.seeds == [0, 1, 2, 3]
+    assert all(s.abs().max() <= 1 for s in out.stages)
+
+
+def test_stop_at_stage_and_unconditional_prompt(pipe):
+    out = pipe("", stop_at_stage=0, **FAST)
+    assert out.images[0].size == (16, 16)
+
+
+def test_text_changes_the_image(pipe):
+    a = pipe("a red square", seed=3, **FAST).stages[-1]
+    b = pipe("a blue circle", seed=3, **FAST).stages[-1]
+    assert not torch.equal(a, b)
+
+
+def test_seed_reproduces_image_bit_for_bit_across_batches(pipe):
+    alone = pipe(["a blue circle"], seed=7, **FAST)
+    batch = pipe(["x", "y", "a blue circle", "z"], seed=5, **FAST)      # position 2 -> seed 7
+    for s_alone, s_batch in zip(alone.stages, batch.stages):
+        assert torch.equal(s_alone[0], s_batch[2])
+    assert not torch.equal(batch.stages[-1][0], batch.stages[-1][1])
+
+
+def test_per_stage_settings(pipe):
+    calls = []
+    pipe("a", steps=[2, 3], sampler=["ddim", "heun"], guidance=[1.0, 2.0],
+         callback=lambda stage, i, s, x, d: calls.append(stage))
+    assert calls == [0, 0, 1, 1, 1]                                    # the callback runs once per step
+
+
+def test_save_load_round_trip_is_exact(pipe, saved):
+    loaded = Pipeline.from_pretrained(saved, text_encoder=encoder())
+    for a, b in zip(pipe.stages, loaded.stages):
+        assert a.config == b.config
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert torch.equal(pipe("a red square", **FAST).stages[-1], loaded("a red square", **FAST).stages[-1])
+    cfg = json.loads((saved / "pipeline.json").read_text())
+    assert cfg["stages"] == ["stage0_base", "stage1_sr"] and cfg["text_encoder"] == "default"
+    assert sorted(p.name for p in (saved / "stage1_sr").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_fp16_weights_load(pipe, tmp_path):
+    path = pipe.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    loaded = Pipeline.from_pretrained(path, text_encoder=encoder())
+    w = next(loaded.stages[0].parameters())
+    assert w.dtype == torch.float32
+    assert (path / "stage0_base" / "model.safetensors").stat().st_size < (
+        pipe.save_pretrained(tmp_path / "full") / "stage0_base" / "model.safetensors").stat().st_size * 0.6
+
+
+def copy_model(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_truncated_weights_give_clear_error(saved, tmp_path):
+    m = copy_model(saved, tmp_path / "m")
+    w = m / "stage1_sr" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="truncated or not a safetensors file"):
+        Pipeline.from_pretrained(m, text_encoder=encoder())
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda m: (m / "pipeline.json").unlink(), "pipeline.json is missing"),
+    (lambda m: (m / "pipeline.json").write_text("{not json"), "not readable JSON"),
+    (lambda m: (m / "stage0_base" / "model.safetensors").unlink(), "weights file .* is missing"),
+    (lambda m: (m / "stage0_base" / "config.json").write_text('{"unet": {}, "resolution": 16, "colour": 1}'),
+     "unknown stage config key"),
+    (lambda m: (m / "stage0_base" / "model.safetensors").write_bytes(
+        (m / "stage1_sr" / "model.safetensors").read_bytes()), "does not match its config"),
+    (lambda m: (m / "pipeline.json").write_text(json.dumps(
+        {"stages": ["stage0_base", "stage1_sr"], "text_encoder": "/no/such/encoder"})), "/no/such/encoder"),
+    (lambda m: (m / "pipeline.json").write_text(json.dumps({"stages": ["stage1_sr", "stage0_base"]})),
+     "first stage"),
+])
+def test_damaged_model_dirs(saved, tmp_path, damage, match):
+    m = copy_model(saved, tmp_path / "m")
+    damage(m)
+    kwargs = {} if "encoder" in match else {"text_encoder": encoder()}
+    with pytest.raises(ModelLoadError, match=match):
+        Pipeline.from_pretrained(m, **kwargs)
+
+
+def test_missing_model_dir(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Pipeline.from_pretrained(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(prompts=[]), InvalidArgumentError, "no prompts"),
+    (dict(prompts=["a"], sampler="plms"), UnknownNameError, "dpmpp_2m"),
+    (dict(prompts=["a"], steps=0), InvalidArgumentError, "steps"),
+    (dict(prompts=["a"], guidance=-1.0), InvalidArgumentError, "guidance"),
+    (dict(prompts=["a"], size=64), InvalidArgumentError, "makes 32x32"),
+    (dict(prompts=["a"], stop_at_stage=2), InvalidArgumentError, "stop_at_stage"),
+    (dict(prompts=["a"], num_images_per_prompt=0), InvalidArgumentError, "num_images_per_prompt"),
+    (dict(prompts=["a"], steps=[2, 2, 2]), InvalidArgumentError, "2 stages"),
+    (dict(prompts=[3]), InvalidArgumentError, "strings"),
+])
+def test_bad_arguments(pipe, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        pipe(**kwargs)
