@@ -34,7 +34,7 @@ def test_each_prompt_generates_its_own_image_through_both_stages(model_dir):
         d_other = d.clone()
         d_other[torch.arange(6), torch.arange(6) // 2] = float("inf")
         margin = d_other.min(1).values - own
-        assert (margin > 0.05).all(), f"stage {stage}: distances\n{d}"
+        assert (margin > 0.2).all(), f"stage {stage}: distances\n{d}"
 
 
 def test_cli_generate_and_info_on_trained_model(model_dir, tmp_path, capsys):

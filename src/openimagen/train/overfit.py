@@ -41,7 +41,10 @@ def render(prompt: str, size: int = HI) -> torch.Tensor:
 
 
 def stage_configs() -> list[StageConfig]:
-    fast = SamplingConfig(sampler="dpmpp_2m", steps=12, guidance=3.0, threshold="dynamic", aug_level=0.1)
+    # Measured on this recipe: dynamic thresholding (p = 0.995) rescales every x0 estimate of this small model,
+    # whose mid-trajectory estimates overshoot [-1, 1] by ~1.4x, and leaves grain (MSE to target 0.17-0.19 vs
+    # 0.03-0.04 with static clipping at guidance 1-3), so the overfit cascade samples with static clipping.
+    fast = SamplingConfig(sampler="dpmpp_2m", steps=12, guidance=3.0, threshold="static", aug_level=0.1)
     base = StageConfig(unet=get_preset("tiny", image_size=LO), resolution=LO, param=ParamConfig("v"), sampling=fast)
     sr = StageConfig(unet=get_preset("tiny-sr", image_size=HI), resolution=HI, lowres_resolution=LO,
                      param=ParamConfig("v"), sampling=fast)
