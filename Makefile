@@ -44,8 +44,10 @@ $(DEMO_MODEL)/pipeline.json: | setup
 	$(VPY) -m openimagen.train.overfit --out $(dir $(DEMO_MODEL))
 
 demo: setup $(DEMO_MODEL)/pipeline.json
-	$(VENV)/bin/openimagen generate "a red square" "a blue circle" --model $(DEMO_MODEL) --seed 0 -o $(DEMO_OUT)
-	@echo "Wrote $(DEMO_OUT) (from the small overfit cascade; the shipped default model comes with a later release)."
+	$(VENV)/bin/openimagen generate "a red square" "a blue circle" "a green triangle" --num-images 2 \
+	  --model $(DEMO_MODEL) --seed 0 -o $(DEMO_OUT)
+	@echo "Demo grid: $(DEMO_OUT) (made by the small overfit cascade, which knows only these three prompts;"
+	@echo "the trained default model ships with a later release)."
 
 clean:
 	rm -rf runs out .pytest_cache
