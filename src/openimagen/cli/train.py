@@ -1,0 +1,100 @@
+"""``openimagen train`` and ``openimagen export``.
+
+    openimagen train CONFIG [--resume PATH] [--max-steps N] [--out RUN_DIR]
+    openimagen export RUN_DIR [RUN_DIR ...] -o MODEL_DIR [--fp16]
+    torchrun --nproc_per_node 8 -m openimagen.train CONFIG          # same flags, data-parallel
+
+Each only parses its flags and calls :func:`openimagen.train.trainer.train` or
+:func:`openimagen.train.export.export_pipeline`; user errors are :class:`~openimagen.errors.OpenImagenError`
+(the main CLI prints ``error: <message>`` and exits 2; so does ``python -m openimagen.train``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from openimagen.errors import ConfigError, OpenImagenError
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", type=Path, default=None,
+                   help="run config, .yaml or .toml (see configs/); optional with --resume, which then reuses the "
+                        "run's own config")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue from a checkpoint folder, or from the latest checkpoint of a run folder")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="train until N optimiser steps in all "
+                   "(overrides max_steps of the config)")
+    p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
+                   help="run folder for checkpoints, logs and samples (default: the config's out, or the resumed "
+                        "run's folder)")
+
+
+def add_train_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one cascade stage from a run config",
+                              description="Train a base or super-resolution stage on captioned images. Launch "
+                                          "with torchrun for several GPUs or nodes.")
+    _train_flags(p)
+    p.set_defaults(func=run_train)
+
+
+def add_export_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", help="assemble trained stage runs into a model directory",
+                              description="Write the EMA weights of each run's latest checkpoint as a pipeline "
+                                          "directory that `openimagen generate --model` loads.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run folders (or checkpoint folders), base stage first, then each super-resolution stage")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
+    p.set_defaults(func=run_export)
+
+
+def run_train(args) -> int:
+    from openimagen.train.checkpoint import Checkpoint
+    from openimagen.train.config import RunConfig, load_config
+    from openimagen.train.trainer import train
+
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.config is None:
+        if args.resume is None:
+            raise ConfigError("give a run CONFIG file, or --resume PATH to continue a run with its own config")
+        cfg = RunConfig.from_dict(Checkpoint.read(args.resume).state["run_config"])
+        if args.max_steps is not None:
+            cfg = cfg.replace(max_steps=args.max_steps).validate()
+    else:
+        cfg = load_config(args.config, max_steps=args.max_steps)
+    result = train(cfg, run_dir=args.out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained to step {result.step}; run folder {result.run_dir}; last checkpoint {result.checkpoint}")
+    return 0
+
+
+def run_export(args) -> int:
+    from openimagen.train.export import export_pipeline
+
+    out = export_pipeline(args.runs, args.out, fp16=args.fp16, overwrite=args.overwrite)
+    print(f"wrote {out} ({len(args.runs)} stage(s)); try: openimagen generate \"a prompt\" --model {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m openimagen.train``: the train sub-command on its own (what torchrun launches)."""
+    parser = argparse.ArgumentParser(prog="python -m openimagen.train",
+                                     description="Train one cascade stage from a run config.")
+    _train_flags(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    except OpenImagenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

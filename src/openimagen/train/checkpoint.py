@@ -1,0 +1,228 @@
+"""Training checkpoints: safetensors for every tensor, JSON for the rest, never pickle.
+
+    RUN/checkpoints/step_00001000/
+      model.safetensors       the network's weights (fp32, full, unsharded)
+      ema.safetensors         the EMA shadow (fp32)
+      optimiser.safetensors   optimiser state tensors, flattened as "<param name>/<state name>"
+      rng.safetensors         torch CPU (+ CUDA) generator states of every rank, as uint8 tensors
+      state.json              step, data position, run and stage configs, optimiser param groups and scalars,
+                              LR schedule, GradScaler, python/numpy RNG states, format version
+
+A checkpoint is written into a hidden temporary folder beside the others, flushed, then renamed into place:
+a crash or a full disk mid-write leaves the previous checkpoints untouched and no half checkpoint visible.
+Only the last ``keep_last`` checkpoints are kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
+from openimagen.pipeline.config import StageConfig
+from openimagen.pipeline.io import load_weights
+
+FORMAT = 1
+STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safetensors", "optimiser.safetensors", \
+    "rng.safetensors"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointWriteError(OpenImagenError, OSError):
+    """A checkpoint could not be written (e.g. the disk is full); earlier checkpoints are intact."""
+
+
+# ------------------------------------------------------------------------------------------ finding
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and (p / STATE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(path) -> Path:
+    """A checkpoint folder from a checkpoint folder or a run folder (its latest checkpoint)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelLoadError(f"resume path {p} does not exist")
+    if (p / STATE).is_file():
+        return p
+    if p.is_dir() and (p / "checkpoints").is_dir():
+        found = checkpoint_dirs(p)
+        if not found:
+            raise ModelLoadError(f"run folder {p} has no complete checkpoint yet (nothing in {p / 'checkpoints'})")
+        return found[-1]
+    raise ModelLoadError(f"{p} is not a checkpoint (a folder with {STATE}) or a run folder (with checkpoints/)")
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """RUN for RUN/checkpoints/step_N; None for a checkpoint folder kept elsewhere."""
+    p = Path(checkpoint).resolve()
+    return p.parent.parent if p.parent.name == "checkpoints" else None
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    state: dict
+
+    @classmethod
+    def read(cls, path) -> "Checkpoint":
+        p = find_checkpoint(path)
+        try:
+            state = json.loads((p / STATE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelLoadError(f"{p / STATE} is not readable JSON ({e})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ModelLoadError(f"{p / STATE} is not an openimagen training checkpoint of format {FORMAT}")
+        return cls(p, state)
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+    def stage_config(self) -> StageConfig:
+        try:
+            return StageConfig.from_dict(self.state["stage_config"])
+        except (ConfigError, KeyError) as e:
+            raise ModelLoadError(f"{self.path / STATE}: bad stage config ({e})") from None
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        return load_weights(self.path / name)
+
+
+def check_compatible(ckpt: Checkpoint, stage: StageConfig) -> None:
+    """ConfigError listing every field where the checkpoint's stage (U-Net, schedule, ...) differs from ``stage``."""
+    old, new = ckpt.state["stage_config"], stage.to_dict()
+    diffs = []
+    for section in ("unet", "schedule", "param"):
+        a, b = old.get(section, {}), new[section]
+        diffs += [f"{section}.{k} (checkpoint {a.get(k)!r}, config {b.get(k)!r})"
+                  for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    diffs += [f"{k} (checkpoint {old.get(k)!r}, config {new[k]!r})" for k in ("resolution", "lowres_resolution")
+              if old.get(k) != new[k]]
+    if diffs:
+        raise ConfigError(f"checkpoint {ckpt.path} was trained with a different stage; mismatching fields: "
+                          + "; ".join(diffs))
+
+
+# ------------------------------------------------------------------------------------------ writing
+def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimiser: dict, rng: dict,
+                    state: dict, keep_last: int) -> Path:
+    """Write checkpoint ``step`` atomically and prune to ``keep_last``; returns its folder.
+
+    ``optimiser`` is a full, name-keyed optimiser state dict; ``rng`` a :func:`rng_state` result per rank.
+    """
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp_step_*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
+    try:
+        tmp.mkdir()
+        opt_tensors, opt_json = flatten_optimiser(optimiser)
+        rng_tensors = {f"rank{r}/{k}": v for r, s in enumerate(rng) for k, v in s["tensors"].items()}
+        for name, tensors in ((MODEL, model), (EMA, ema), (OPTIMISER, opt_tensors), (RNG, rng_tensors)):
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / name),
+                      metadata={"format": "pt"})
+        full_state = {"format": FORMAT, "step": step, **state, "optimiser": opt_json,
+                      "rng": [s["json"] for s in rng]}
+        (tmp / STATE).write_text(json.dumps(full_state, indent=1) + "\n", encoding="utf-8")
+        _fsync_dir(tmp)
+        if final.exists():  # the same step again (e.g. a resumed run that ends where it started)
+            old = root / f".tmp_old_{final.name}_{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        previous = checkpoint_dirs(run_dir)
+        keep = f"; the previous checkpoint {previous[-1].name} is intact" if previous else ""
+        raise CheckpointWriteError(f"could not write checkpoint {final} ({reason}){keep}") from e
+    for old in checkpoint_dirs(run_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush the files of ``folder`` and the folder itself, so a rename never exposes unwritten data."""
+    for p in [*(q for q in folder.iterdir() if q.is_file()), folder]:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------ optimiser state
+def flatten_optimiser(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """A name-keyed optimiser state dict -> (tensors "<param>/<key>", JSON: param groups and non-tensor state)."""
+    tensors, scalars = {}, {}
+    for pname, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{pname}/{k}"] = v
+            else:
+                scalars.setdefault(pname, {})[k] = v
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def unflatten_optimiser(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict = {}
+    for key, v in tensors.items():
+        pname, k = key.rsplit("/", 1)
+        state.setdefault(pname, {})[k] = v
+    for pname, st in meta["scalars"].items():
+        state.setdefault(pname, {}).update(st)
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+# ------------------------------------------------------------------------------------------ RNG state
+def rng_state() -> dict:
+    """This process's global RNG states: torch CPU/CUDA as uint8 tensors, python/numpy as JSON lists."""
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors.update({f"cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"tensors": tensors, "json": {"python": [version, list(mt), gauss],
+                                         "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}}
+
+
+def restore_rng(ckpt: Checkpoint, rank: int) -> bool:
+    """Restore rank ``rank``'s saved RNG states; False when the checkpoint has none for this rank."""
+    saved = ckpt.state.get("rng", [])
+    if rank >= len(saved):
+        return False
+    tensors = ckpt.tensors(RNG)
+    torch.set_rng_state(tensors[f"rank{rank}/torch_cpu"])
+    cuda = sorted(k for k in tensors if k.startswith(f"rank{rank}/cuda_"))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    py, npy = saved[rank]["python"], saved[rank]["numpy"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np.random.set_state((npy[0], np.asarray(npy[1], dtype=np.uint32), npy[2], npy[3], npy[4]))
+    return True

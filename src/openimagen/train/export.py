@@ -1,0 +1,78 @@
+"""Assemble trained stage runs into a pipeline directory that ``Pipeline.from_pretrained`` and
+``openimagen generate --model`` load: ``pipeline.json`` plus one folder per stage holding its EMA weights.
+
+    export_pipeline(["runs/base", "runs/sr"], "models/mine")        # base first, then each SR stage
+
+The stages must chain (a super-resolution stage's low-res side equals the previous stage's resolution) and
+share one text encoder (same encoder, same max_length).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from openimagen.errors import ConfigError, ModelLoadError
+from openimagen.pipeline import PipelineConfig, Stage
+from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, write_json
+from openimagen.text.registry import DEFAULT_NAMES
+from openimagen.train.checkpoint import EMA, Checkpoint
+
+
+def _encoder_key(spec: str) -> str:
+    return "default" if spec.lower() in DEFAULT_NAMES else str(Path(spec).expanduser().resolve())
+
+
+def check_chain(ckpts: list[Checkpoint]) -> tuple[str, int]:
+    """ConfigError unless the runs form a cascade with one text encoder; returns (encoder spec, max_length)."""
+    if not ckpts:
+        raise ConfigError("export needs at least one run")
+    configs = [c.stage_config() for c in ckpts]
+    if configs[0].is_super_resolution:
+        raise ConfigError(f"the first run ({ckpts[0].path}) is a super-resolution stage; list the base stage first")
+    for i, (prev, cur) in enumerate(zip(configs, configs[1:]), start=1):
+        if not cur.is_super_resolution:
+            raise ConfigError(f"run {i + 1} ({ckpts[i].path}) is a base stage; only the first stage may be one")
+        if cur.lowres_resolution != prev.resolution:
+            raise ConfigError(f"run {i + 1} ({ckpts[i].path}) upsamples {cur.lowres_resolution}px images but the "
+                              f"previous stage makes {prev.resolution}px images")
+    texts = [c.state["run_config"]["text"] for c in ckpts]
+    keys = {(_encoder_key(t["encoder"]), t["max_length"]) for t in texts}
+    if len(keys) > 1:
+        listed = ", ".join(f"{t['encoder']} (max_length {t['max_length']})" for t in texts)
+        raise ConfigError(f"the runs use different text encoders: {listed}")
+    dims = {c.unet.text_dim for c in configs}
+    if len(dims) > 1:
+        raise ConfigError(f"the stages expect different text widths: {sorted(dims)}")
+    return texts[0]["encoder"], texts[0]["max_length"]
+
+
+def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, description: str = "") -> Path:
+    """Write the cascade of ``runs`` (run folders or checkpoint folders, base first) to ``out``; returns ``out``."""
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; choose another output folder or pass --overwrite")
+    ckpts = [Checkpoint.read(r) for r in runs]
+    encoder, max_length = check_chain(ckpts)
+    names = [f"stage{i}_{'sr' if c.stage_config().is_super_resolution else 'base'}" for i, c in enumerate(ckpts)]
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for name, ckpt in zip(names, ckpts):
+            stage = Stage(ckpt.stage_config())
+            load_state_into(stage.denoiser.net, ckpt.tensors(EMA), ckpt.path / EMA)
+            stage.save(tmp / name, torch.float16 if fp16 else None)
+        spec = encoder if encoder.lower() in DEFAULT_NAMES else _encoder_key(encoder)
+        steps = ", ".join(f"{n} step {c.step}" for n, c in zip(names, ckpts))
+        cfg = PipelineConfig(stages=tuple(names), text_encoder=spec, max_length=max_length,
+                             description=description or f"exported from training runs: {steps}")
+        write_json(tmp / PIPELINE_NAME, cfg.to_dict())
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelLoadError(f"could not write {out}: {e.strerror or e}") from None
+    return out

@@ -1,0 +1,277 @@
+"""Train one cascade stage (base or super-resolution) from a run config, on one CPU or many GPUs.
+
+    result = Trainer(load_config("configs/tiny-shapes-base.yaml")).train()
+
+Per optimiser step: for each of ``grad_accum`` micro-batches, load real images and look their captions up in
+the fp16 text-embedding cache (the encoder never runs per step), compute :func:`~openimagen.train.step.stage_loss`
+(the one objective of every stage: an SR stage downsamples its real targets and noise-augments them there) and
+back-propagate, syncing gradients across ranks on the last micro-batch only; then clip the gradient norm, step
+the optimiser at the scheduled learning rate and update the EMA. Rank 0 logs, samples and writes checkpoints.
+The module docstring of :mod:`openimagen.train.data` explains why resuming and data parallelism are exact.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
+
+import torch
+import torch.distributed as torch_dist
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                     get_optimizer_state_dict, set_model_state_dict,
+                                                     set_optimizer_state_dict)
+
+from openimagen.diffusion.denoiser import Denoiser
+from openimagen.errors import ConfigError
+from openimagen.pipeline import Stage
+from openimagen.train import distributed
+from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OPTIMISER, Checkpoint, check_compatible,
+                                         checkpoint_dirs, restore_rng, rng_state, run_dir_of, save_checkpoint,
+                                         unflatten_optimiser)
+from openimagen.train.config import RunConfig
+from openimagen.train.data import (CROP_STREAM, NOISE_STREAM, Layout, data_position, example_generators,
+                                   micro_batch_loader, mix_seed, open_training_dataset, random_crops, text_table)
+from openimagen.train.monitor import Monitor
+from openimagen.train.optim import EMA, build_optimiser, lr_at, set_lr
+from openimagen.train.samples import SampleMaker
+from openimagen.train.step import stage_loss
+
+FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int                                        # optimiser steps done in all
+    losses: list = field(default_factory=list)       # global mean loss of each step this call ran, in order
+    checkpoint: Optional[Path] = None                # the last checkpoint written
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, *, run_dir=None, resume=None):
+        self.ckpt = Checkpoint.read(resume) if resume is not None else None
+        self.cfg = cfg = cfg.validate()
+        self.stage_config = cfg.stage_config()
+        if self.ckpt is not None:
+            check_compatible(self.ckpt, self.stage_config)
+        self.run_dir = Path(run_dir or (self.ckpt and run_dir_of(self.ckpt.path)) or cfg.out).expanduser()
+        existing = checkpoint_dirs(self.run_dir)
+        if self.ckpt is None and existing:
+            raise ConfigError(f"run folder {self.run_dir} already holds checkpoints (latest: {existing[-1].name}); "
+                              f"pass --resume {self.run_dir} to continue it, or choose another --out")
+        self.dist = d = distributed.init(cfg)
+        self.start_step = self.ckpt.step if self.ckpt else 0
+        self.monitor = Monitor(self.run_dir, enabled=d.is_main, total_steps=cfg.max_steps, start_step=self.start_step,
+                               tensorboard=cfg.log.tensorboard, progress=cfg.log.progress)
+        self.layout = Layout(cfg.train.batch_size, d.world, cfg.train.grad_accum)
+        self._setup_data()
+        self._setup_model()
+        if self.ckpt is not None:
+            self._load(self.ckpt)
+        self.samples = SampleMaker(self) if d.is_main else None
+        self._stop = False
+
+    # ------------------------------------------------------------------------------------ setup
+    def _setup_data(self) -> None:
+        cfg, d = self.cfg, self.dist
+        self.dataset = open_training_dataset(cfg)
+        report = getattr(self.dataset, "report", None)
+        if d.is_main and report is not None and report.skipped:
+            report.write(self.run_dir / "data_report.json")
+            self.monitor.write(f"data: {report.summary()}; skipped items listed in {self.run_dir / 'data_report.json'}")
+        captions = list(dict.fromkeys(self.dataset.all_captions() + list(cfg.log.sample_prompts)))
+        cache = Path(cfg.text.cache_dir).expanduser() if cfg.text.cache_dir else self.run_dir / "text_embeddings"
+        if d.is_main:
+            self.table = text_table(cfg, captions, cache, compute=True, log=self.monitor.write)
+        distributed.barrier(d)
+        if not d.is_main:
+            self.table = text_table(cfg, captions, cache, compute=False)
+        if self.table.dim != self.stage_config.unet.text_dim:
+            raise ConfigError(f"the text encoder {cfg.text.encoder!r} gives {self.table.dim}-wide tokens but "
+                              f"stage.unet text_dim is {self.stage_config.unet.text_dim}; set "
+                              f"stage.unet.overrides.text_dim: {self.table.dim}")
+
+    def _setup_model(self) -> None:
+        cfg, d = self.cfg, self.dist
+        torch.manual_seed(cfg.seed)                                  # the same initial weights on every rank
+        self.stage = Stage(self.stage_config).to(d.device).train()
+        torch.manual_seed(mix_seed(cfg.seed, d.rank, 1))             # global RNG (dropout), per rank
+        self.model = distributed.wrap(self.stage.denoiser.net, d)
+        train_cfg = self.stage_config
+        if cfg.data.crop_size is not None:                           # SR on crops: lowres is the crop's downsample
+            c = cfg.data.crop_size
+            train_cfg = replace(train_cfg, resolution=c, lowres_resolution=c * train_cfg.lowres_resolution
+                                // train_cfg.resolution)
+        self.view = SimpleNamespace(config=train_cfg, denoiser=Denoiser(self.model, self.stage_config.param),
+                                    schedule=self.stage.schedule)
+        self.optimiser = build_optimiser(self.model.parameters(), cfg)
+        self.ema = EMA(distributed.unwrap(self.model), cfg.train.ema_decay)
+        amp = d.device.type == "cuda" and cfg.precision != "fp32"
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision) if amp else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.precision == "fp16")
+        if cfg.precision != "fp32" and not amp:
+            self.monitor.write(f"precision {cfg.precision} needs a GPU; training in fp32 on {d.device}")
+
+    def _load(self, ckpt: Checkpoint) -> None:
+        set_model_state_dict(self.model, ckpt.tensors(MODEL), options=StateDictOptions(full_state_dict=True))
+        opt = unflatten_optimiser(ckpt.tensors(OPTIMISER), ckpt.state["optimiser"])
+        set_optimizer_state_dict(self.model, self.optimiser, opt, options=StateDictOptions(full_state_dict=True))
+        distributed.load_full_tensors(self.ema.shadow, ckpt.tensors(EMA_FILE))
+        if ckpt.state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt.state["scaler"])
+        same = {k: ckpt.state.get(k) == v for k, v in (("global_batch", self.layout.global_batch),
+                                                       ("dataset_size", len(self.dataset)))}
+        old = ckpt.state.get("run_config", {})
+        if not all(same.values()) or old.get("seed") != self.cfg.seed:
+            self.monitor.write("warning: seed, global batch or data set differ from the checkpoint's run; the data "
+                               "order after resuming will not match an uninterrupted run")
+        if not restore_rng(ckpt, self.dist.rank):
+            self.monitor.write(f"warning: no RNG state for rank {self.dist.rank} in {ckpt.path}; reseeded")
+        self.monitor.write(f"resumed from {ckpt.path} at step {ckpt.step}")
+
+    # ------------------------------------------------------------------------------------ training
+    def train(self) -> TrainResult:
+        cfg, d, result = self.cfg, self.dist, TrainResult(self.run_dir, self.start_step)
+        result.checkpoint = self.ckpt.path if self.ckpt else None
+        self.monitor.write_config({**cfg.to_dict(), "out": str(self.run_dir)})
+        loader = iter(micro_batch_loader(self.dataset, cfg, self.layout, d.rank, self.start_step))
+        pending, last_saved, t_log, n_log = [], self.start_step, time.perf_counter(), 0
+        with self._stop_on_signals():
+            for step in range(self.start_step, cfg.max_steps):
+                lr = lr_at(cfg, step)
+                loss, grad_norm = self._step(step, lr, loader)
+                pending.append(loss)
+                done, n_log = step + 1, n_log + 1
+                self.monitor.advance()
+                stop = distributed.any_rank(d, self._stop)
+                if done % cfg.log.log_every == 0 or done == cfg.max_steps or stop:
+                    losses = distributed.mean(d, torch.stack(pending)).tolist()
+                    result.losses += losses
+                    pending, elapsed = [], time.perf_counter() - t_log
+                    self.monitor.log(done, {"loss": losses[-1], "loss_avg": sum(losses) / len(losses), "lr": lr,
+                                            "grad_norm": float(grad_norm),
+                                            "images_per_s": n_log * self.layout.global_batch / max(elapsed, 1e-9),
+                                            "epoch": data_position(done, self.layout.global_batch,
+                                                                   len(self.dataset))["epoch"]})
+                    t_log, n_log = time.perf_counter(), 0
+                if cfg.log.sample_every and done % cfg.log.sample_every == 0:
+                    self.sample(done)
+                if done % cfg.log.checkpoint_every == 0 or done == cfg.max_steps or stop:
+                    result.checkpoint, last_saved = self.save(done), done
+                result.step = done
+                if stop:
+                    self.monitor.write(f"stopped at step {done} on request; resume with --resume {self.run_dir}")
+                    break
+        if result.step > last_saved:
+            result.checkpoint = self.save(result.step)
+        self.monitor.close()
+        return result
+
+    def _step(self, step: int, lr: float, loader) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, d, accum = self.cfg, self.dist, self.layout.accum
+        set_lr(self.optimiser, lr)
+        total = torch.zeros((), device=d.device)
+        for micro in range(accum):
+            batch = next(loader)
+            positions = self.layout.positions(micro, d.rank)
+            images = batch["image"]                                              # (b, 3, R, R)
+            if cfg.data.crop_size is not None:
+                crops = example_generators(cfg.seed, step, positions, CROP_STREAM)
+                images = random_crops(images, cfg.data.crop_size, crops)         # (b, 3, c, c)
+            text, mask = self.table.lookup(batch["caption"], dtype=torch.float32)  # (b, L, D), (b, L)
+            images, text, mask = (t.to(d.device, non_blocking=True) for t in (images, text, mask))
+            gens = example_generators(cfg.seed, step, positions, NOISE_STREAM, d.device)
+            with distributed.sync_gradients(self.model, micro == accum - 1):
+                with self._autocast():
+                    loss = stage_loss(self.view, images, text, mask, gens, text_drop_prob=cfg.train.text_drop_prob,
+                                      weighting=cfg.train.weighting, min_snr_gamma=cfg.train.min_snr_gamma,
+                                      aug_max=cfg.train.aug_max).mean()
+                self.scaler.scale(loss / accum).backward()
+            total += loss.detach().float()
+        self.scaler.unscale_(self.optimiser)
+        clip = cfg.optimiser.grad_clip or float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        self.optimiser.zero_grad(set_to_none=True)
+        self.ema.update(distributed.unwrap(self.model))
+        return total / accum, grad_norm.detach()
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.dist.device.type, dtype=self.autocast_dtype)
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """SIGTERM / first Ctrl-C: finish the step, write a checkpoint, stop (a second Ctrl-C interrupts)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self._stop = True
+            signal.signal(signum, previous[signum])
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for s in previous:
+            signal.signal(s, handler)
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # ------------------------------------------------------------------------------------ outputs
+    def ema_state(self) -> dict[str, torch.Tensor]:
+        """Full EMA tensors (a collective under FSDP: every rank calls it)."""
+        return distributed.full_tensors(self.ema.state_dict())
+
+    def save(self, step: int) -> Optional[Path]:
+        """Write checkpoint ``step`` (every rank calls; rank 0 writes)."""
+        d = self.dist
+        model = get_model_state_dict(self.model, options=FULL)
+        opt = get_optimizer_state_dict(self.model, self.optimiser, options=FULL)
+        ema = self.ema_state()
+        rng = [rng_state()]
+        if d.enabled:
+            rng = [None] * d.world
+            torch_dist.all_gather_object(rng, rng_state())
+        path = None
+        if d.is_main:
+            state = {"data_position": data_position(step, self.layout.global_batch, len(self.dataset)),
+                     "global_batch": self.layout.global_batch, "world_size": d.world,
+                     "dataset_size": len(self.dataset), "scheduler": {"step": step, "lr": lr_at(self.cfg, step)},
+                     "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                     "run_config": {**self.cfg.to_dict(), "out": str(self.run_dir)},
+                     "stage_config": self.stage_config.to_dict(), "text_encoder_id": self.table.encoder_id}
+            path = save_checkpoint(self.run_dir, step, model=model, ema=ema, optimiser=opt, rng=rng, state=state,
+                                   keep_last=self.cfg.log.keep_last)
+        distributed.barrier(d)
+        return path
+
+    def sample(self, step: int) -> Optional[Path]:
+        """A grid from the EMA weights with the fixed prompts and seeds (every rank calls; rank 0 samples)."""
+        ema = self.ema_state()
+        if self.samples is None:
+            distributed.barrier(self.dist)
+            return None
+        path = self.samples.grid(step, ema)
+        distributed.barrier(self.dist)
+        return path
+
+
+def train(cfg: RunConfig, *, run_dir=None, resume=None) -> TrainResult:
+    """Build a :class:`Trainer` and run it to ``cfg.max_steps``; shuts the process group down afterwards."""
+    trainer = Trainer(cfg, run_dir=run_dir, resume=resume)
+    try:
+        return trainer.train()
+    finally:
+        distributed.shutdown(trainer.dist)

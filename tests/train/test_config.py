@@ -1,0 +1,112 @@
+"""Run configs: YAML and TOML give the same typed config; unknown keys and wrong types are named."""
+from pathlib import Path
+
+import pytest
+
+from openimagen.errors import ConfigError
+from openimagen.train.config import RunConfig, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+YAML = """
+seed: 1
+max_steps: 50
+stage:
+  resolution: 32
+  lowres_resolution: 16
+  unet: {preset: tiny-sr, overrides: {text_dim: 16}}
+  param: {name: eps}
+data: {path: data/shapes, crop_size: 16}
+text: {encoder: default, max_length: 16}
+optimiser: {lr: 1e-4, betas: [0.9, 0.99], decay: cosine}
+train: {batch_size: 8, grad_accum: 2, weighting: min_snr}
+log: {sample_prompts: [a red circle]}
+"""
+
+TOML = """
+seed = 1
+max_steps = 50
+[stage]
+resolution = 32
+lowres_resolution = 16
+param = {name = "eps"}
+[stage.unet]
+preset = "tiny-sr"
+overrides = {text_dim = 16}
+[data]
+path = "data/shapes"
+crop_size = 16
+[text]
+encoder = "default"
+max_length = 16
+[optimiser]
+lr = 1e-4
+betas = [0.9, 0.99]
+decay = "cosine"
+[train]
+batch_size = 8
+grad_accum = 2
+weighting = "min_snr"
+[log]
+sample_prompts = ["a red circle"]
+"""
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_yaml_and_toml_give_the_same_config(tmp_path):
+    a, b = load_config(write(tmp_path, "c.yaml", YAML)), load_config(write(tmp_path, "c.toml", TOML))
+    assert a == b
+    assert a.optimiser.lr == 1e-4 and a.optimiser.betas == (0.9, 0.99) and a.train.grad_accum == 2
+    st = a.stage_config()
+    assert st.is_super_resolution and st.unet.text_dim == 16 and st.unet.image_size == 32 and st.param.name == "eps"
+    assert RunConfig.from_dict(a.to_dict()) == a                               # JSON round trip
+
+
+@pytest.mark.parametrize("text, named", [
+    ("optimiser: {lrr: 0.1}", "unknown key 'optimiser.lrr' (valid: betas, decay, eps"),
+    ("stage: {unet: {preset: tiny, overide: {}}}", "unknown key 'stage.unet.overide'"),
+    ("trian: {batch_size: 2}", "unknown key 'trian'"),
+    ("stage: {unet: {preset: tiny}, sampling: {stepz: 3}}", "unknown key 'stage.sampling.stepz'"),
+    ("stage: {unet: {preset: tiny, overrides: {chanels: 3}}}", "stage.unet: unknown UNetConfig key 'chanels'"),
+])
+def test_unknown_keys_are_named(tmp_path, text, named):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "c.yaml", "data: {path: x}\nstage: {unet: {preset: tiny}}\n" + text))
+    assert named in str(e.value)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("train: {batch_size: eight}", "key 'train.batch_size' must be an integer, got 'eight'"),
+    ("optimiser: {lr: fast}", "key 'optimiser.lr' must be a number, got 'fast'"),
+    ("log: {tensorboard: 1}", "key 'log.tensorboard' must be true or false"),
+    ("optimiser: {betas: [0.9, x]}", "key 'optimiser.betas[1]' must be a number"),
+    ("data: {crop_size: 1.5}", "key 'data.crop_size' must be an integer or null"),
+    ("precision: fp8", "precision must be one of fp32, bf16, fp16; got 'fp8'"),
+])
+def test_wrong_types_and_values_are_named(tmp_path, text, named):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "c.yaml", "data: {path: x}\nstage: {unet: {preset: tiny}}\n" + text))
+    assert named in str(e.value)
+
+
+def test_inconsistent_stage_and_crop_are_explained(tmp_path):
+    with pytest.raises(ConfigError, match="lowres_cond"):    # SR resolution with a base U-Net
+        load_config(write(tmp_path, "a.yaml", "data: {path: x}\nstage: {resolution: 32, lowres_resolution: 16, "
+                                              "unet: {preset: tiny}}"))
+    with pytest.raises(ConfigError, match="crop_size is for super-resolution"):
+        load_config(write(tmp_path, "b.yaml", "data: {path: x, crop_size: 8}\nstage: {unet: {preset: tiny}}"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "c.yaml", "stage: [unclosed"))
+    with pytest.raises(ConfigError, match="must end in .yaml"):
+        load_config(write(tmp_path, "d.ini", "x=1"))
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.*")), ids=lambda p: p.name)
+def test_example_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.stage_config().resolution == cfg.stage.resolution

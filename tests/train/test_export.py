@@ -1,0 +1,78 @@
+"""Train a base and an SR stage, sample grids on the way, export them, load the pipeline and generate."""
+import argparse
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from openimagen.cli.train import add_export_parser, add_train_parser
+from openimagen.errors import ConfigError
+from openimagen.pipeline import Pipeline
+from openimagen.train.trainer import train
+from tests.train.conftest import run_config
+
+
+def cli(argv) -> int:
+    parser = argparse.ArgumentParser(prog="openimagen")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_export_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def runs(assets, tmp_path_factory):
+    root, threads = tmp_path_factory.mktemp("runs"), torch.get_num_threads()
+    torch.set_num_threads(1)                                  # as the autouse fixture does for each test
+    try:
+        log = {"sample_every": 2, "sample_steps": 2, "tensorboard": True, "log_every": 1}
+        base = train(run_config(assets, root / "base", max_steps=2, log=log))
+        sr = train(run_config(assets, root / "sr", sr=True, max_steps=2, log=log, train={"batch_size": 2}))
+    finally:
+        torch.set_num_threads(threads)
+    return base.run_dir, sr.run_dir
+
+
+def test_runs_write_config_metrics_samples_and_tensorboard(runs):
+    base, sr = runs
+    cfg = json.loads((base / "run_config.json").read_text())
+    assert cfg["out"] == str(base) and cfg["stage"]["unet"]["preset"] == "tiny"
+    rows = [json.loads(line) for line in (base / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"loss", "lr", "grad_norm", "images_per_s"} <= rows[0].keys()
+    assert Image.open(base / "samples" / "step_000002.png").size == (2 * 16, 16)      # 2 prompts, one row
+    assert Image.open(sr / "samples" / "step_000002.png").size == (4 * 32, 2 * 32)    # low-res row + SR row
+    assert any((base / "tensorboard").iterdir())
+
+
+def test_export_then_generate(runs, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert cli(["export", str(runs[0]), str(runs[1]), "-o", str(out), "--fp16"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    meta = json.loads((out / "pipeline.json").read_text())
+    assert meta["stages"] == ["stage0_base", "stage1_sr"] and meta["max_length"] == 16
+    pipe = Pipeline.from_pretrained(out)
+    assert pipe.resolutions == [16, 32]
+    result = pipe(["a red circle"], steps=2, seed=1)
+    assert result.images[0].size == (32, 32)
+
+
+def test_export_checks_the_chain(runs, tmp_path, assets):
+    base, sr = runs
+    with pytest.raises(ConfigError, match="is a super-resolution stage; list the base stage first"):
+        cli(["export", str(sr), str(base), "-o", str(tmp_path / "m1")])
+    with pytest.raises(ConfigError, match="only the first stage may be one"):
+        cli(["export", str(base), str(base), "-o", str(tmp_path / "m2")])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        cli(["export", str(base), "-o", str(tmp_path / "full")])
+
+
+def test_export_checks_the_text_encoders_agree(runs, tmp_path, assets):
+    other = train(run_config(assets, tmp_path / "sr16", sr=True, max_steps=1, train={"batch_size": 2},
+                             text={"max_length": 12}))
+    with pytest.raises(ConfigError, match="different text encoders"):
+        cli(["export", str(runs[0]), str(other.run_dir), "-o", str(tmp_path / "m")])
