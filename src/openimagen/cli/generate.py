@@ -1,9 +1,7 @@
 """``openimagen generate``: prompts in, PNGs out (with the prompt, seed and settings in their metadata)."""
 from __future__ import annotations
 
-import argparse
 import json
-import math
 from pathlib import Path
 
 from openimagen.errors import InvalidArgumentError
@@ -27,18 +25,6 @@ def add_generate_parser(subparsers) -> None:
     p.set_defaults(func=run_generate)
 
 
-def make_grid(images, cols: int | None = None):
-    from PIL import Image
-
-    cols = cols or math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / cols)
-    w, h = images[0].size
-    grid = Image.new("RGB", (cols * w, rows * h), "white")
-    for k, im in enumerate(images):
-        grid.paste(im, ((k % cols) * w, (k // cols) * h))
-    return grid
-
-
 def png_info(meta: dict):
     from PIL.PngImagePlugin import PngInfo
 
@@ -53,8 +39,6 @@ def _progress(disabled: bool, pipe, steps):
     if disabled:
         return None, lambda: None
     from tqdm import tqdm
-
-    from openimagen.samplers import evaluations
 
     bars = {}
 
@@ -97,7 +81,7 @@ def run_generate(args) -> int:
     if args.out.suffix.lower() != ".png":
         raise InvalidArgumentError(f"--out must end in .png, got {args.out}")
     device = _check_device(args.device)
-    from openimagen.pipeline import Pipeline
+    from openimagen.pipeline import Pipeline, make_grid
 
     pipe = Pipeline.from_pretrained(args.model, device=device)
     callback, close = _progress(args.no_progress, pipe, args.steps)

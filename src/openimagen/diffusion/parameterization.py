@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from openimagen.errors import ConfigError, check_choice
+from openimagen.configs import dataclass_from_dict
+from openimagen.errors import check_choice
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,7 @@ class ParamConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParamConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown parameterization config key(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "parameterization config")
 
 
 PARAMETERIZATIONS = ("eps", "v", "edm")

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from openimagen.configs import dataclass_from_dict
 from openimagen.errors import ConfigError, InvalidArgumentError, check_choice
 
 
@@ -38,10 +39,7 @@ class ScheduleConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScheduleConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown schedule config key(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "schedule config")
 
 
 class Schedule:

@@ -12,8 +12,9 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from typing import Optional
 
+from openimagen.configs import dataclass_from_dict
 from openimagen.diffusion.guidance import THRESHOLDS
 from openimagen.diffusion.parameterization import PARAMETERIZATIONS, ParamConfig
 from openimagen.diffusion.schedules import SPACINGS, ScheduleConfig
@@ -22,19 +23,6 @@ from openimagen.nn import UNetConfig
 from openimagen.samplers import SAMPLERS
 
 FORMAT_VERSION = 1
-
-
-def _from_dict(cls, d: Any, what: str):
-    """Build dataclass ``cls`` from a JSON dict, naming unknown keys."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{what} must be a JSON object, got {type(d).__name__}")
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ConfigError(f"unknown {what} key(s): {', '.join(sorted(unknown))}")
-    try:
-        return cls(**d)
-    except TypeError as e:
-        raise ConfigError(f"bad {what}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -108,7 +96,7 @@ class StageConfig:
                    lowres_resolution=d.get("lowres_resolution"),
                    schedule=ScheduleConfig.from_dict(d.get("schedule", {})),
                    param=ParamConfig.from_dict(d.get("param", {})),
-                   sampling=_from_dict(SamplingConfig, d.get("sampling", {}), "sampling config")).validate()
+                   sampling=dataclass_from_dict(SamplingConfig, d.get("sampling", {}), "sampling config")).validate()
 
 
 @dataclass(frozen=True)
@@ -126,7 +114,7 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
-        cfg = _from_dict(cls, d, "pipeline config")
+        cfg = dataclass_from_dict(cls, d, "pipeline config")
         if cfg.format_version != FORMAT_VERSION:
             raise ConfigError(f"pipeline format version {cfg.format_version} is not supported (this openimagen "
                               f"reads version {FORMAT_VERSION})")

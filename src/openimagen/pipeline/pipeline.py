@@ -7,6 +7,7 @@ stage upsamples the previous stage's output. Seeds: image k of a call (prompts i
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,17 @@ def to_pil(images: torch.Tensor) -> list:
     """(B, 3, H, W) in [-1, 1] -> PIL RGB images."""
     arr = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(np.ascontiguousarray(a)) for a in arr]
+
+
+def make_grid(images: list, cols: Optional[int] = None) -> Image.Image:
+    """PIL images of one size -> one grid image, ``cols`` per row (default: about square)."""
+    cols = max(1, min(cols or math.ceil(math.sqrt(len(images))), len(images)))
+    rows = math.ceil(len(images) / cols)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h), "white")
+    for k, im in enumerate(images):
+        grid.paste(im, ((k % cols) * w, (k // cols) * h))
+    return grid
 
 
 def _per_stage(value: PerStage, n: int, name: str) -> list:

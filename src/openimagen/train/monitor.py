@@ -11,9 +11,9 @@ import json
 import math
 from pathlib import Path
 
-from PIL import Image
 
 from openimagen.pipeline.io import atomic_write, write_json
+from openimagen.pipeline.pipeline import make_grid
 
 
 class Monitor:
@@ -98,14 +98,3 @@ class Monitor:
             self.bar.close()
         if self.tb is not None:
             self.tb.close()
-
-
-def make_grid(images: list, cols: int) -> Image.Image:
-    """PIL images of one size -> one grid image, ``cols`` per row."""
-    cols = max(1, min(cols, len(images)))
-    rows = math.ceil(len(images) / cols)
-    w, h = images[0].size
-    grid = Image.new("RGB", (cols * w, rows * h), "white")
-    for k, im in enumerate(images):
-        grid.paste(im, ((k % cols) * w, (k // cols) * h))
-    return grid
