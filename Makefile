@@ -49,5 +49,16 @@ demo: setup $(DEMO_MODEL)/pipeline.json
 	@echo "Demo grid: $(DEMO_OUT) (made by the small overfit cascade, which knows only these three prompts;"
 	@echo "the trained default model ships with a later release)."
 
+# Peer benchmarks run in their own venv so imagen-pytorch/diffusers never touch .venv (see docs/BENCHMARKS.md).
+.venv-bench/.installed: benchmarks/requirements-bench.txt pyproject.toml
+	test -x .venv-bench/bin/python || $(PY) -m venv .venv-bench
+	.venv-bench/bin/pip install -q torch==2.13.0
+	.venv-bench/bin/pip install -q -e . -r benchmarks/requirements-bench.txt
+	touch $@
+
+bench: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/train_throughput.py
+	.venv-bench/bin/python benchmarks/sample_speed.py
+
 clean:
 	rm -rf runs out .pytest_cache

@@ -13,18 +13,20 @@ from openimagen.errors import OpenImagenError
 def build_parser() -> argparse.ArgumentParser:
     from openimagen import __version__
     from openimagen.cli.data import add_data_parser
+    from openimagen.cli.eval import add_eval_parser
     from openimagen.cli.generate import add_generate_parser
     from openimagen.cli.info import add_info_parser
     from openimagen.cli.train import add_export_parser, add_train_parser
 
     parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
     parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data,train,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data,train,export,eval}")
     add_generate_parser(sub)
     add_info_parser(sub)
     add_data_parser(sub)
     add_train_parser(sub)
     add_export_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 
