@@ -88,6 +88,8 @@ def test_custom_file_and_bare_list(tmp_path):
     ([{**GOOD, "objects": [{"color": "red", "shape": "circle", "count": 9}]}], "count must be an integer in 1..4"),
     ([{**GOOD, "relation": "near"}], "unknown relation 'near'"),
     ([{**GOOD, "relation": "above"}], "a relation needs exactly two objects"),
+    ([{**GOOD, "relation": "above", "objects": [{"color": "red", "shape": "circle", "count": 2},
+                                                {"color": "blue", "shape": "square"}]}], "two objects of count 1"),
     ([GOOD, GOOD], "duplicate ids a"),
     ([{**GOOD, "id": "a/b"}], "not usable as a file name"),
     ([{"prompt": "x"}], "needs id, category, prompt and objects"),

@@ -114,6 +114,9 @@ def _sample_row(set_name: str, case: PromptCase, k: int, seed: Optional[int], im
 
 
 def _result(suite: str, settings: dict, samples: list, speed: dict) -> EvalResult:
+    from openimagen import __version__
+
+    settings = {**settings, "openimagen": __version__}
     names = list(dict.fromkeys(s["set"] for s in samples))
     sets = {n: summarize([s for s in samples if s["set"] == n]) for n in names}
     return EvalResult(suite, settings, sets, summarize(samples), samples, speed)

@@ -32,7 +32,8 @@ from openimagen.eval.prompts import PromptCase
 from openimagen.eval.segment import PALETTE, PALETTE_LAB, WORK, Segmentation, erode, grow, label, segment, shifts
 from openimagen.eval.shape_classifier import classify_shape
 
-MIN_AREA = 6             # silhouette pixels (of 64 x 64) below which a region is ignored as speckle
+MIN_AREA = 16            # silhouette pixels (of 64 x 64) below which a region is speckle, not an object
+#                          (the smallest object the builder draws covers about 45 even when degraded)
 MIN_CORE = 3             # core pixels needed to seed an object of its own
 SIZE_SPLIT = {"circle": 0.273, "square": 0.266, "triangle": 0.266, "star": 0.227}  # silhouette box side / image
 #             side between the builder's small (0.15-0.19) and big (0.27-0.31) objects, blur and resampling included

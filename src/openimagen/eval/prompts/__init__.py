@@ -103,8 +103,8 @@ class PromptCase:
             if self.relation not in RELATIONS:
                 raise InvalidArgumentError(f"{where}: unknown relation {self.relation!r}; valid: "
                                            f"{', '.join(sorted(RELATIONS))}")
-            if len(self.objects) != 2:
-                raise InvalidArgumentError(f"{where}: a relation needs exactly two objects")
+            if len(self.objects) != 2 or any(o.count != 1 for o in self.objects):
+                raise InvalidArgumentError(f"{where}: a relation needs exactly two objects of count 1")
         if len({(o.color, o.shape) for o in self.objects}) != len(self.objects):
             raise InvalidArgumentError(f"{where}: the same colour and shape is listed twice; use count")
         return self
