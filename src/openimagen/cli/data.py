@@ -3,6 +3,7 @@
     openimagen data emoji OUT [--size 64]
     openimagen data shapes OUT --count N [--seed 0] [--size 64] [--split train|heldout|all]
     openimagen data openclipart OUT [--size 64] [--limit N]
+    openimagen data mix OUT SOURCE[:REPEAT] ...
     openimagen data check PATH [--size 64] [--resize center_crop|pad] [--report report.json]
 
 Each sub-command only parses its flags and calls the library function in
@@ -31,7 +32,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("data", help="build the built-in data sets or check a data set",
                               description="Build the built-in data sets (emoji, shapes, openclipart) or "
                                           "check a folder / manifest / WebDataset.")
-    sub = p.add_subparsers(dest="data_command", metavar="{emoji,shapes,openclipart,check}", required=True)
+    sub = p.add_subparsers(dest="data_command", metavar="{emoji,shapes,openclipart,mix,check}", required=True)
 
     e = sub.add_parser("emoji", help="render every Noto Color Emoji with its CLDR name and group labels")
     _common_build_flags(e)
@@ -51,6 +52,12 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--limit", type=int, default=None, help="only N evenly spaced images (default: all, ~8000)")
     o.add_argument("--min-size", type=int, default=16, help="skip images whose shorter side is below this")
     o.set_defaults(func=_openclipart)
+
+    m = sub.add_parser("mix", help="mix built data sets into one manifest, each repeated N times (SOURCE:N)")
+    m.add_argument("out", metavar="OUT", help="output folder for manifest.jsonl and info.json (images are not copied)")
+    m.add_argument("sources", metavar="SOURCE[:REPEAT]", nargs="+",
+                   help="a built data set folder (or .jsonl manifest), optionally with a repeat count")
+    m.set_defaults(func=_mix)
 
     c = sub.add_parser("check", help="open a data set and report usable and skipped images")
     c.add_argument("path", metavar="PATH", help="folder, .jsonl/.csv manifest, .tar shard or brace pattern of shards")
@@ -88,6 +95,15 @@ def _openclipart(args) -> int:
     t0 = time.perf_counter()
     result = build_openclipart(args.out, args.size, limit=args.limit, min_size=args.min_size, workers=args.workers)
     return _done("openclipart", result, t0)
+
+
+def _mix(args) -> int:
+    from openimagen.data.mix import mix_datasets
+
+    info = mix_datasets(args.out, args.sources)
+    parts = ", ".join(f"{k}: {v['rows']} x {v['repeat']}" for k, v in info["counts"].items())
+    print(f"mix: {info['total']} rows ({parts}) -> {args.out}/manifest.jsonl")
+    return 0
 
 
 def _check(args) -> int:
