@@ -111,7 +111,7 @@ def test_score_folder_of_renders_is_all_correct(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--suite", "drawbench", "--model", "m"], "unknown suite 'drawbench'; valid: shapes"),
+    (["--suite", "drawbench", "--model", "m"], "unknown suite 'drawbench'; valid: emoji, folder, shapes"),
     (["--split", "train", "--model", "m"], "unknown split 'train'; valid: both, heldout, seen"),
     (["--images-per-prompt", "0", "--model", "m"], "--images-per-prompt must be >= 1"),
     (["--limit", "0", "--model", "m"], "--limit must be >= 1"),

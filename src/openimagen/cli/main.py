@@ -12,6 +12,7 @@ from openimagen.errors import OpenImagenError
 
 def build_parser() -> argparse.ArgumentParser:
     from openimagen import __version__
+    from openimagen.cli.bench import add_bench_parser
     from openimagen.cli.data import add_data_parser
     from openimagen.cli.eval import add_eval_parser
     from openimagen.cli.generate import add_generate_parser
@@ -20,13 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
     parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data,train,export,eval}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data,train,export,eval,bench}")
     add_generate_parser(sub)
     add_info_parser(sub)
     add_data_parser(sub)
     add_train_parser(sub)
     add_export_parser(sub)
     add_eval_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Evaluation: text alignment (GenEval-style, on the shapes vocabulary), Fréchet distance, speed.
+"""Evaluation: text alignment (GenEval-style, on the shapes vocabulary), fidelity (Fréchet distances) and prompt
+agreement on real data, speed.
 
 ==============================  ==================================================================
 module                          what it holds
@@ -13,6 +14,12 @@ module                          what it holds
 :mod:`.run`                     generate + score a prompt suite, or score a folder; summaries
 :mod:`.report`                  ``results.json``, ``report.md``, ``grid.png``
 :mod:`.frechet`                 Fréchet distance between Gaussian feature statistics
+:mod:`.emoji_classifier`        the emoji group/subgroup CNN (weights: ``emoji_classifier.safetensors``)
+:mod:`.train_emoji_classifier`  ``python -m`` it to retrain those weights on an emoji build
+:mod:`.inception`               the FID Inception-v3 network (pytorch-fid weights file) for standard FID
+:mod:`.real_data`               emoji/folder suites: real records, stratified halves and prompts
+:mod:`.fidelity`                FD vs its real-vs-real floor and prompt agreement on generated images
+:mod:`.fidelity_report`         their ``results.json``, ``report.md``, ``grid.png``
 ==============================  ==================================================================
 
 The CLI is ``openimagen eval`` (:mod:`openimagen.cli.eval`); docs/EVALUATION.md explains every number.

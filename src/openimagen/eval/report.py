@@ -14,7 +14,14 @@ GRID_COLUMNS = 6
 
 
 def write_results(result, out: Path) -> dict:
-    """Write the three files; returns ``{"json": path, "markdown": path, "grid": path}``."""
+    """Write the three files; returns ``{"json": path, "markdown": path, "grid": path}``. A fidelity suite's
+    result (emoji/folder) is written by :func:`~.fidelity_report.write_fidelity_results`."""
+    from openimagen.eval.fidelity import FidelityResult
+
+    if isinstance(result, FidelityResult):
+        from openimagen.eval.fidelity_report import write_fidelity_results
+
+        return write_fidelity_results(result, out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "report.md", "grid": out / "grid.png"}
     paths["json"].write_text(json.dumps(result.to_json(), indent=1) + "\n")
@@ -76,22 +83,27 @@ def _pick(samples: list, limit: int) -> list:
 
 def make_grid(samples: list, root: Path, limit: int = 36):
     """Sample images, each upscaled to ``TILE`` px, with the prompt (green: correct, red: not) under it."""
+    return tile_grid([(x["image"], ("ok " if x["correct"] else "x ") + x["prompt"], x["correct"])
+                      for x in _pick(samples, limit)], root)
+
+
+def tile_grid(tiles: list, root: Path):
+    """``(image path relative to root, caption, ok)`` tiles in a grid of ``TILE`` px images, captions under
+    them in green (ok True), red (False) or black (None)."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
-    picked = _pick(samples, limit)
-    cols = min(GRID_COLUMNS, max(1, len(picked)))
-    rows = max(1, -(-len(picked) // cols))
+    cols = min(GRID_COLUMNS, max(1, len(tiles)))
+    rows = max(1, -(-len(tiles) // cols))
     line_h = 12
     cell_h = TILE + 4 + CAPTION_LINES * line_h
     grid = Image.new("RGB", (cols * TILE + (cols + 1) * 4, rows * cell_h + 4), "white")
     draw = ImageDraw.Draw(grid)
-    for i, x in enumerate(picked):
+    for i, (image, text, ok) in enumerate(tiles):
         left, top = 4 + (i % cols) * (TILE + 4), 4 + (i // cols) * cell_h
-        with Image.open(Path(root) / x["image"]) as im:
+        with Image.open(Path(root) / image) as im:
             grid.paste(im.convert("RGB").resize((TILE, TILE), Image.NEAREST), (left, top))
-        text = ("ok " if x["correct"] else "x ") + x["prompt"]
-        colour = (0, 120, 0) if x["correct"] else (190, 0, 0)
+        colour = {True: (0, 120, 0), False: (190, 0, 0), None: (0, 0, 0)}[ok]
         for j, line in enumerate(textwrap.wrap(text, width=21)[:CAPTION_LINES]):
             draw.text((left, top + TILE + 2 + j * line_h), line, fill=colour, font=font)
     return grid

@@ -130,10 +130,7 @@ class Pipeline:
             raise InvalidArgumentError(f"this model makes {self.stages[last].config.resolution}x"
                                        f"{self.stages[last].config.resolution} images (stage resolutions "
                                        f"{self.resolutions}); got size {size}")
-        n = len(self.stages)
-        sampling = [self._sampling(st.config.sampling, sm, stp, g, a) for st, sm, stp, g, a in
-                    zip(self.stages, _per_stage(sampler, n, "sampler"), _per_stage(steps, n, "steps"),
-                        _per_stage(guidance, n, "guidance"), _per_stage(aug_level, n, "aug_level"))]
+        sampling = self.sampling_configs(sampler=sampler, steps=steps, guidance=guidance, aug_level=aug_level)
         t0 = time.perf_counter()
         cond = self.encode(prompts)
         out = PipelineOutput(images=[], seeds=[seed + k for k in range(len(prompts))])
@@ -149,6 +146,14 @@ class Pipeline:
         out.images = to_pil(x)
         out.timings["total"] = time.perf_counter() - t0
         return out
+
+    def sampling_configs(self, sampler: PerStage = None, steps: PerStage = None, guidance: PerStage = None,
+                         aug_level: PerStage = None) -> list[SamplingConfig]:
+        """Each stage's sampling config with the overrides of a call applied (same arguments as ``__call__``)."""
+        n = len(self.stages)
+        return [self._sampling(st.config.sampling, sm, stp, g, a) for st, sm, stp, g, a in
+                zip(self.stages, _per_stage(sampler, n, "sampler"), _per_stage(steps, n, "steps"),
+                    _per_stage(guidance, n, "guidance"), _per_stage(aug_level, n, "aug_level"))]
 
     # --- argument checks (one-line errors, before any work) ---------------------------------------
     @staticmethod
