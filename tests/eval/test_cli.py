@@ -8,41 +8,15 @@ import pytest
 from PIL import Image
 
 from openimagen.cli.eval import add_eval_parser
-from openimagen.errors import OpenImagenError
 from openimagen.eval.prompts import CATEGORIES, load_split
 from openimagen.eval.render import render_case
-from tests.pipeline.fixtures import tiny_pipeline
+from tests.eval.conftest import run_cli
 
 
-def run(capsys, *argv):
-    """Parse and run like ``openimagen.cli.main.main`` does (errors: one line on stderr, exit code 2)."""
-    parser = argparse.ArgumentParser(prog="openimagen")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
-    try:
-        code = args.func(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=__import__("sys").stderr)
-        code = 2
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny per-image network calls: on a shared 2-core machine two OpenMP threads wait on each other (measured:
-    33 s vs 0.6 s for 12 images), so this module runs torch on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("eval") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +76,7 @@ def test_score_folder_of_renders_is_all_correct(tmp_path, capsys):
     for c in cases:
         render_case(c, 64, rng)[0].save(folder / f"{c.id}_0.png")
     (folder / "unrelated.png").write_bytes(b"")                       # not a prompt id: ignored
-    code, out, _ = run(capsys, "eval", "--suite", "shapes", "--split", "heldout", "--score-folder", folder,
+    code, out, _ = run_cli(capsys, "eval", "--suite", "shapes", "--split", "heldout", "--score-folder", folder,
                        "--out", tmp_path / "scored", "--no-progress")
     assert code == 0 and "overall 1.000" in out
     res = json.loads((tmp_path / "scored" / "results.json").read_text())
@@ -121,17 +95,17 @@ def test_score_folder_of_renders_is_all_correct(tmp_path, capsys):
     (["--prompts", "/nonexistent/p.json", "--model", "m"], "does not exist"),
 ])
 def test_bad_arguments(capsys, argv, match):
-    code, _, err = run(capsys, "eval", *argv)
+    code, _, err = run_cli(capsys, "eval", *argv)
     assert code == 2 and match in err and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_not_a_model_directory(capsys, tmp_path):
-    code, _, err = run(capsys, "eval", "--model", tmp_path, "--limit", "1", "--out", tmp_path / "o", "--no-progress")
+    code, _, err = run_cli(capsys, "eval", "--model", tmp_path, "--limit", "1", "--out", tmp_path / "o", "--no-progress")
     assert code == 2 and err.startswith("error: ")
 
 
 def test_empty_score_folder(capsys, tmp_path):
-    code, _, err = run(capsys, "eval", "--score-folder", tmp_path, "--out", tmp_path / "o", "--no-progress")
+    code, _, err = run_cli(capsys, "eval", "--score-folder", tmp_path, "--out", tmp_path / "o", "--no-progress")
     assert code == 2 and "no images in" in err
 
 

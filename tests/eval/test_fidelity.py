@@ -16,18 +16,11 @@ from openimagen.eval.emoji_classifier import CONFIG_PATH, WEIGHTS_PATH, embed, l
 from openimagen.eval.fidelity import fidelity_metrics, real_tensor
 from openimagen.eval.frechet import frechet_distance_features
 from openimagen.eval.real_data import load_real_set, stratified
-from tests.eval.test_cli import run
-from tests.pipeline.fixtures import tiny_pipeline
+from tests.eval.conftest import run_cli
 
 N_EMOJI = 240          # first emoji of emoji-test.txt: Smileys & Emotion and the start of People & Body
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +40,6 @@ def real(emoji_dir):
     return real, embed(load_classifier(), real_tensor(real, range(len(real.records)), 64))
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("fidelity") / "model")
 
 
 def test_shipped_classifier_has_the_documented_classes():
@@ -221,7 +211,7 @@ def test_folder_suite_without_labels(model, emoji_dir, tmp_path, capsys):
     for p in sorted((emoji_dir / "images").glob("*.png"))[:12]:
         shutil.copy(p, folder / p.name)
         shutil.copy(p.with_suffix(".txt"), folder / p.with_suffix(".txt").name)
-    code, out, err = run(capsys, "eval", "--suite", "folder", "--model", model, "--data", folder, "--limit", "3",
+    code, out, err = run_cli(capsys, "eval", "--suite", "folder", "--model", model, "--data", folder, "--limit", "3",
                          "--images-per-prompt", "1", "--steps", "2", "--out", tmp_path / "o", "--no-progress")
     assert code == 0, err
     res = json.loads((tmp_path / "o" / "results.json").read_text())
@@ -247,7 +237,7 @@ def test_bad_inputs(model, emoji_dir, tmp_path, capsys):
         (["--suite", "emoji", "--data", emoji_dir], "--model"),
     ]
     for argv, match in cases:
-        code, _, err = run(capsys, "eval", *argv, "--out", tmp_path / "o", "--no-progress")
+        code, _, err = run_cli(capsys, "eval", *argv, "--out", tmp_path / "o", "--no-progress")
         assert code == 2 and match in err and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
 
 

@@ -6,43 +6,15 @@ import json
 import pytest
 from PIL import Image
 
-from openimagen.cli.bench import add_bench_parser
-from openimagen.cli.eval import add_eval_parser
-from openimagen.errors import OpenImagenError
 from openimagen.eval.sweep import nfe_per_image, sweep, write_sweep
 from openimagen.pipeline import SamplingConfig
-from tests.pipeline.fixtures import tiny_pipeline
+from tests.eval.conftest import run_cli
 
 
-def run(capsys, *argv):
-    """Parse and run like ``openimagen.cli.main.main`` does (errors: one line on stderr, exit code 2)."""
-    parser = argparse.ArgumentParser(prog="openimagen")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_eval_parser(sub)
-    add_bench_parser(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    try:
-        code = args.func(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=__import__("sys").stderr)
-        code = 2
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("sweep") / "model")
 
 
 def test_nfe_counts_guided_evaluations_twice_and_heun_steps():
@@ -54,7 +26,7 @@ def test_nfe_counts_guided_evaluations_twice_and_heun_steps():
 
 def test_sweep_cli_writes_json_markdown_plot(model, tmp_path, capsys):
     out = tmp_path / "sweep"
-    code, stdout, err = run(capsys, "eval", "--model", model, "--sweep-steps", "1,2", "--samplers", "ddim,heun",
+    code, stdout, err = run_cli(capsys, "eval", "--model", model, "--sweep-steps", "1,2", "--samplers", "ddim,heun",
                             "--limit", "1", "--images-per-prompt", "1", "--seed", "3", "--out", out, "--no-progress")
     assert code == 0, err
     res = json.loads((out / "sweep.json").read_text())
@@ -70,7 +42,7 @@ def test_sweep_cli_writes_json_markdown_plot(model, tmp_path, capsys):
     run_json = json.loads((out / "ddim-2" / "results.json").read_text())
     assert run_json["settings"]["sampler"] == "ddim" and run_json["settings"]["steps"] == 2
     # seeded: a plain eval with the same sampler, steps and seed makes the same images
-    code, _, _ = run(capsys, "eval", "--model", model, "--sampler", "ddim", "--steps", "2", "--limit", "1",
+    code, _, _ = run_cli(capsys, "eval", "--model", model, "--sampler", "ddim", "--steps", "2", "--limit", "1",
                      "--images-per-prompt", "1", "--seed", "3", "--out", tmp_path / "plain", "--no-progress")
     assert code == 0
     first = run_json["samples"][0]["image"]
@@ -91,7 +63,7 @@ def test_sweep_library_plots_every_headline_metric(tmp_path):
 
 def test_bench_writes_json_with_positive_numbers(model, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code, stdout, err = run(capsys, "bench", "--model", model, "--samplers", "ddim", "--steps", "1",
+    code, stdout, err = run_cli(capsys, "bench", "--model", model, "--samplers", "ddim", "--steps", "1",
                             "--batch-sizes", "1,2", "--repeats", "2", "--warmup", "0", "--threads", "1",
                             "--out", out, "--no-progress")
     assert code == 0, err
@@ -136,12 +108,12 @@ def test_peak_memory_falls_back_to_getrusage(monkeypatch, tmp_path):
     (["bench", "--model", "m", "--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_bad_arguments(capsys, argv, match):
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and match in err and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_bench_not_a_model_directory(capsys, tmp_path):
-    code, _, err = run(capsys, "bench", "--model", tmp_path, "--out", tmp_path / "b.json", "--no-progress")
+    code, _, err = run_cli(capsys, "bench", "--model", tmp_path, "--out", tmp_path / "b.json", "--no-progress")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 
 
