@@ -88,3 +88,22 @@ def test_console_script_entry_point(model, tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == "error: --steps must be >= 1, got 0"
     r = subprocess.run([str(exe), "info", str(model)], capture_output=True, text=True)
     assert r.returncode == 0 and "stage 1" in r.stdout
+
+
+def test_per_stage_values_parse_and_name_the_flag():
+    from openimagen.cli.values import per_stage_float
+    from openimagen.errors import InvalidArgumentError
+
+    assert per_stage_float("4", "--guidance") == 4.0 and per_stage_float("4,1", "--guidance") == (4.0, 1.0)
+    assert per_stage_float(None, "--guidance") is None and per_stage_float((4.0, 1.0), "--guidance") == (4.0, 1.0)
+    for bad, match in (("x", "one per stage"), ("4,-1", ">= 0"), ("1.0", r"in \[0, 1\)")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            per_stage_float(bad, "--aug-level" if bad == "1.0" else "--guidance", 0.0, 1.0 if bad == "1.0" else float("inf"))
+
+
+def test_generate_takes_one_guidance_per_stage(model, tmp_path, capsys):
+    code, out, err = run(capsys, "generate", "a red circle", "--model", model, "-o", tmp_path / "g.png",
+                         "--guidance", "3,1", "--steps", "2")
+    assert code == 0, err
+    code, _, err = run(capsys, "generate", "a", "--model", model, "-o", tmp_path / "h.png", "--guidance", "3,1,1")
+    assert code == 2 and "3 values but the cascade has 2 stages" in err

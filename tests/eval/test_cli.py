@@ -91,6 +91,8 @@ def test_score_folder_of_renders_is_all_correct(tmp_path, capsys):
     (["--limit", "0", "--model", "m"], "--limit must be >= 1"),
     (["--steps", "0", "--model", "m"], "--steps must be >= 1"),
     (["--sampler", "plms", "--model", "m"], "unknown sampler 'plms'"),
+    (["--guidance", "4,-1", "--model", "m"], "--guidance must be >= 0"),
+    (["--aug-level", "1.5", "--model", "m"], "--aug-level must be in [0, 1)"),
     ([], "give --model DIR"),
     (["--prompts", "/nonexistent/p.json", "--model", "m"], "does not exist"),
 ])
@@ -116,3 +118,16 @@ def test_registered_in_main_cli():
     if "eval" not in sub.choices:
         pytest.skip("openimagen.cli.main does not register `eval` yet (add_eval_parser(sub))")
     assert sub.choices["eval"].get_default("func").__name__ == "run_eval"
+
+
+def test_per_stage_guidance_and_aug_level_change_the_images(model, tmp_path, capsys):
+    runs = {}
+    for name, extra in (("a", ()), ("b", ("--guidance", "0,3", "--aug-level", "0.5"))):
+        code, _, err = run_cli(capsys, "eval", "--model", model, "--limit", "1", "--images-per-prompt", "1",
+                               "--steps", "2", "--no-progress", "--out", tmp_path / name, *extra)
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert runs["b"]["settings"]["guidance"] == [0.0, 3.0] and runs["b"]["settings"]["aug_level"] == 0.5
+    a = sorted((tmp_path / "a").rglob("*.png"))
+    b = sorted((tmp_path / "b").rglob("*.png"))
+    assert any(x.read_bytes() != y.read_bytes() for x, y in zip(a, b) if x.name != "grid.png")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from openimagen.cli.values import per_stage_float
 from openimagen.errors import InvalidArgumentError
 
 
@@ -39,7 +40,11 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--images-per-prompt", type=int, default=4, help="images generated per prompt (default 4)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps for every stage (default: each stage's)")
     p.add_argument("--sampler", default=None, help="sampler for every stage, e.g. ddim or dpmpp_2m (default: each stage's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight >= 0 (default: each stage's)")
+    p.add_argument("--guidance", default=None, help="classifier-free guidance weight >= 0 for "
+                   "every stage, or one per stage such as 4,1 (default: each stage's)")
+    p.add_argument("--aug-level", default=None, help="noise-augmentation level of the low-res "
+                   "input of super-resolution stages, schedule time in [0, 1), one value or one per stage "
+                   "(default: each stage's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image j of prompt i uses "
                                                        "seed + i * images-per-prompt + j (default 0)")
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="output directory (default eval-out)")
@@ -64,6 +69,8 @@ def _check_args(args) -> None:
 
     check_choice("suite", args.suite, SUITES + REAL_SUITES)
     check_choice("split", args.split, ("seen", "heldout", "both"))
+    args.guidance = per_stage_float(args.guidance, "--guidance")
+    args.aug_level = per_stage_float(args.aug_level, "--aug-level", 0.0, 1.0)
     if args.images_per_prompt < 1:
         raise InvalidArgumentError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
     if args.limit is not None and args.limit < 1:
@@ -73,8 +80,6 @@ def _check_args(args) -> None:
         raise InvalidArgumentError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.steps is not None and args.steps < 1:
         raise InvalidArgumentError(f"--steps must be >= 1, got {args.steps}")
-    if args.guidance is not None and args.guidance < 0:
-        raise InvalidArgumentError(f"--guidance must be >= 0, got {args.guidance}")
     if args.sampler is not None:
         from openimagen.samplers import SAMPLERS
 
@@ -145,7 +150,7 @@ def evaluate_suite(args, pipe, out: Path, *, sampler: Optional[str] = None, step
 
     settings = EvalSettings(args.images_per_prompt, args.steps if steps is None else steps,
                             args.sampler if sampler is None else sampler, args.guidance, args.seed,
-                            args.limit, args.batch_size).validate()
+                            args.limit, args.batch_size, args.aug_level).validate()
     if args.suite in REAL_SUITES:
         result = evaluate_fidelity(pipe, args.suite, settings, out, data=args.data, inception_path=args.inception,
                                    progress=progress, device=args.device)
@@ -222,7 +227,8 @@ def run_sweep(args) -> int:
         return headline
 
     def nfe(sampler: str, n: int) -> int:
-        return nfe_per_image(pipe.sampling_configs(sampler=sampler, steps=n, guidance=args.guidance))
+        return nfe_per_image(pipe.sampling_configs(sampler=sampler, steps=n, guidance=args.guidance,
+                                                 aug_level=args.aug_level))
 
     update, close = _bar(args.no_progress, len(samplers) * len(steps), "sweep", unit="run")
     try:
@@ -231,7 +237,8 @@ def run_sweep(args) -> int:
         close()
     result.settings.update(model=str(args.model), device=args.device, suite=args.suite, seed=args.seed,
                            prompts=args.prompts or f"shipped:{args.split}", limit=args.limit,
-                           images_per_prompt=args.images_per_prompt, images_per_run=per_run, guidance=args.guidance)
+                           images_per_prompt=args.images_per_prompt, images_per_run=per_run, guidance=args.guidance,
+                           aug_level=args.aug_level)
     paths = write_sweep(result, args.out)
     print(f"{args.suite} sweep: {len(result.points)} runs ({', '.join(samplers)} x {', '.join(map(str, steps))} steps); "
           f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")

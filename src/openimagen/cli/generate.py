@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from openimagen.cli.values import describe, per_stage_float
 from openimagen.errors import InvalidArgumentError
 
 
@@ -15,7 +16,8 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path("out.png"), help="output PNG path (default: out.png)")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps for every stage (default: each stage's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight, >= 0 (default: each stage's)")
+    p.add_argument("--guidance", default=None, help="classifier-free guidance weight >= 0 for "
+                   "every stage, or one per stage such as 4,1 (default: each stage's)")
     p.add_argument("--sampler", default=None, help="ddpm, ddim, dpmpp_2m, euler or heun (default: each stage's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k (default 0)")
     p.add_argument("--num-images", type=int, default=1, help="images per prompt (default 1)")
@@ -67,10 +69,9 @@ def _check_device(device: str) -> str:
 
 
 def run_generate(args) -> int:
+    args.guidance = per_stage_float(args.guidance, "--guidance")
     if args.steps is not None and args.steps < 1:
         raise InvalidArgumentError(f"--steps must be >= 1, got {args.steps}")
-    if args.guidance is not None and args.guidance < 0:
-        raise InvalidArgumentError(f"--guidance must be >= 0, got {args.guidance}")
     if args.num_images < 1:
         raise InvalidArgumentError(f"--num-images must be >= 1, got {args.num_images}")
     if args.sampler is not None:
@@ -93,7 +94,7 @@ def run_generate(args) -> int:
     model = str(args.model) if args.model else "default"
     prompts = [p for p in args.prompts for _ in range(args.num_images)]
     settings = {"model": model, "sampler": args.sampler or "stage defaults", "steps": args.steps or "stage defaults",
-                "guidance": args.guidance if args.guidance is not None else "stage defaults"}
+                "guidance": describe(args.guidance) if args.guidance is not None else "stage defaults"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     if len(out.images) == 1:

@@ -119,7 +119,8 @@ def _generate(pipe, prompts: list, settings, out: Path, progress) -> tuple:
     for start in range(0, len(prompts), settings.batch_size):
         batch = prompts[start:start + settings.batch_size]
         res = pipe([r.caption for r in batch], num_images_per_prompt=n, steps=settings.steps,
-                   guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n)
+                   guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n,
+                   aug_level=settings.aug_level)
         for key, v in res.timings.items():
             timings[key] = timings.get(key, 0.0) + v
         for idx, (image, seed) in enumerate(zip(res.images, res.seeds)):

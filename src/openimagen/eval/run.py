@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from openimagen.errors import InvalidArgumentError, check_choice
 from openimagen.eval.prompts import CATEGORIES, PromptCase, load_prompt_set, load_split
@@ -34,10 +34,11 @@ class EvalSettings:
     images_per_prompt: int = 4      # images generated per prompt (GenEval uses 4)
     steps: Optional[int] = None     # sampling steps for every stage (None: each stage's default)
     sampler: Optional[str] = None   # sampler name for every stage (None: each stage's default)
-    guidance: Optional[float] = None  # classifier-free guidance weight (None: each stage's default)
+    guidance: Union[float, tuple, None] = None  # classifier-free guidance weight, one or one per stage (None: defaults)
     seed: int = 0                   # seed of the first image of every prompt set
     limit: Optional[int] = None     # at most this many prompts per category (None: all)
     batch_size: int = 8             # prompts per pipeline call (does not change the images)
+    aug_level: Union[float, tuple, None] = None  # SR noise-augmentation level, one or one per stage (None: defaults)
 
     def validate(self) -> "EvalSettings":
         for name in ("images_per_prompt", "batch_size"):
@@ -50,8 +51,12 @@ class EvalSettings:
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
                                        or self.steps < 1):
             raise InvalidArgumentError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if self.guidance is not None and not self.guidance >= 0:
-            raise InvalidArgumentError(f"guidance must be a number >= 0, got {self.guidance!r}")
+        for name, lo, hi in (("guidance", 0.0, float("inf")), ("aug_level", 0.0, 1.0)):
+            v = getattr(self, name)
+            values = () if v is None else tuple(v) if isinstance(v, (tuple, list)) else (v,)
+            if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not lo <= x < hi for x in values):
+                raise InvalidArgumentError(f"{name.replace('_', '-')} must be a number in [{lo:g}, {hi:g}) or one "
+                                           f"per stage, got {v!r}")
         return self
 
 
@@ -137,7 +142,8 @@ def evaluate_pipeline(pipe, sets: list, settings: EvalSettings, out: Path,
         for start in range(0, len(ps.cases), settings.batch_size):
             batch = ps.cases[start:start + settings.batch_size]
             res = pipe([c.prompt for c in batch], num_images_per_prompt=n, steps=settings.steps,
-                       guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n)
+                       guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n,
+                       aug_level=settings.aug_level)
             for key, v in res.timings.items():
                 timings[key] = timings.get(key, 0.0) + v
             t0 = time.perf_counter()

@@ -88,8 +88,8 @@ class Pipeline:
                         text_encoder: Optional[TextEncoder] = None) -> "Pipeline":
         if path is None:
             if not (DEFAULT_MODEL_DIR / PIPELINE_NAME).is_file():
-                raise ModelLoadError("no default model is installed; pass a model directory (`make demo` trains a "
-                                     "small one at runs/overfit-demo/model)")
+                raise ModelLoadError(f"the shipped default model is missing from {DEFAULT_MODEL_DIR} (a broken "
+                                     f"install?); reinstall openimagen or pass a model directory")
             path = DEFAULT_MODEL_DIR
         root = check_model_dir(path)
         cfg = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict, read_json(root / PIPELINE_NAME))

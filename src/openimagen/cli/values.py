@@ -1,0 +1,30 @@
+"""CLI values that take one number for every cascade stage or one per stage ("4" or "4,1")."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from openimagen.errors import InvalidArgumentError
+
+PerStageFloat = Union[float, tuple]
+
+
+def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float = float("inf")) -> Optional[PerStageFloat]:
+    """``"4"`` -> 4.0 (every stage); ``"4,1"`` -> (4.0, 1.0) (base, then each super-resolution stage); None stays
+    None. Every value must lie in [lo, hi); otherwise an :class:`InvalidArgumentError` names ``flag``."""
+    if text is None or isinstance(text, (float, tuple)):     # None, or parsed already
+        return text
+    parts = [t.strip() for t in str(text).split(",")]
+    rng = f">= {lo:g}" if hi == float("inf") else f"in [{lo:g}, {hi:g})"
+    try:
+        values = [float(t) for t in parts]
+    except ValueError:
+        raise InvalidArgumentError(f"{flag} must be a number {rng}, or one per stage separated by commas "
+                                   f"(e.g. 4 or 4,1), got {text!r}") from None
+    if any(not lo <= v < hi for v in values):
+        raise InvalidArgumentError(f"{flag} must be {rng} (one value, or one per stage), got {text}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def describe(value) -> str:
+    """A per-stage value as the user wrote it: 4.0 -> "4.0", (4.0, 1.0) -> "4.0,1.0"."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
