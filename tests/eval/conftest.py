@@ -1,13 +1,12 @@
 """Shared fixtures of the evaluation tests: a CLI runner, one torch thread, a tiny saved model."""
 import argparse
-import sys
 
 import pytest
 import torch
 
 from openimagen.cli.bench import add_bench_parser
 from openimagen.cli.eval import add_eval_parser
-from openimagen.errors import OpenImagenError
+from openimagen.cli.values import run_command
 from tests.pipeline.fixtures import tiny_pipeline
 
 
@@ -19,11 +18,7 @@ def run_cli(capsys, *argv):
     add_eval_parser(sub)
     add_bench_parser(sub)
     args = parser.parse_args([str(a) for a in argv])
-    try:
-        code = args.func(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
+    code = run_command(args.func, args)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from openimagen.errors import OpenImagenError
+from openimagen.cli.values import run_command
 
 
 def _common_build_flags(p: argparse.ArgumentParser) -> None:
@@ -126,11 +126,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="openimagen")
     add_data_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["data", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from openimagen.errors import OpenImagenError
+from openimagen.cli.values import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 def cli() -> None:

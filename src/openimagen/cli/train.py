@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from openimagen.errors import ConfigError, OpenImagenError
+from openimagen.cli.values import run_command
+from openimagen.errors import ConfigError
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
@@ -85,15 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openimagen.train",
                                      description="Train one cascade stage from a run config.")
     _train_flags(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except OpenImagenError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(run_train, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

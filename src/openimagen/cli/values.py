@@ -1,9 +1,11 @@
-"""CLI values that take one number for every cascade stage or one per stage ("4" or "4,1")."""
+"""Shared CLI plumbing: running a command with one-line errors, and values given for every cascade stage or
+one per stage ("4" or "4,1")."""
 from __future__ import annotations
 
-from typing import Optional, Union
+import sys
+from typing import Callable, Optional, Union
 
-from openimagen.errors import InvalidArgumentError
+from openimagen.errors import InvalidArgumentError, OpenImagenError
 
 PerStageFloat = Union[float, tuple]
 
@@ -28,3 +30,16 @@ def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float =
 def describe(value) -> str:
     """A per-stage value as the user wrote it: 4.0 -> "4.0", (4.0, 1.0) -> "4.0,1.0"."""
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def run_command(func: Callable, args) -> int:
+    """Run ``func(args)`` the way every openimagen command runs: a user error (:class:`OpenImagenError`) is one
+    line ``error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C is exit code 130."""
+    try:
+        return func(args)
+    except OpenImagenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
