@@ -76,3 +76,19 @@ def test_export_checks_the_text_encoders_agree(runs, tmp_path, assets):
                              text={"max_length": 12}))
     with pytest.raises(ConfigError, match="different text encoders"):
         cli(["export", str(runs[0]), str(other.run_dir), "-o", str(tmp_path / "m")])
+
+
+def test_export_sets_sampling_defaults_per_stage(runs, tmp_path):
+    out = tmp_path / "tuned"
+    assert cli(["export", str(runs[0]), str(runs[1]), "-o", str(out),
+                "--sampling", "steps=7,guidance=2.5,sampler=ddim", "aug_level=0.3"]) == 0
+    base, sr = (Pipeline.from_pretrained(out).stages[i].config.sampling for i in (0, 1))
+    assert (base.steps, base.guidance, base.sampler) == (7, 2.5, "ddim")
+    assert sr.aug_level == 0.3 and sr.steps == json.loads((runs[1] / "run_config.json").read_text()).get(
+        "stage", {}).get("sampling", {}).get("steps", 20)
+    for bad, match in (("steps=x", "steps takes an integer"), ("colour=red", "KEY one of sampler, steps"),
+                       ("sampler=plms", "unknown sampler 'plms'")):
+        with pytest.raises(ConfigError, match=match):
+            cli(["export", str(runs[0]), "-o", str(tmp_path / "bad"), "--sampling", bad])
+    with pytest.raises(ConfigError, match="3 sampling overrides for 2 stages"):
+        cli(["export", str(runs[0]), str(runs[1]), "-o", str(tmp_path / "bad"), "--sampling", "steps=2", "", ""])

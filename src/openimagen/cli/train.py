@@ -49,6 +49,10 @@ def add_export_parser(subparsers) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
+    p.add_argument("--sampling", nargs="+", default=None, metavar="KEY=VALUE,...",
+                   help="new sampling defaults per stage, in stage order, e.g. --sampling steps=32,guidance=2 "
+                        "steps=16 (keys: sampler, steps, guidance, threshold, percentile, spacing, aug_level; "
+                        "'' keeps a stage's)")
     p.set_defaults(func=run_export)
 
 
@@ -76,7 +80,10 @@ def run_train(args) -> int:
 def run_export(args) -> int:
     from openimagen.train.export import export_pipeline
 
-    out = export_pipeline(args.runs, args.out, fp16=args.fp16, overwrite=args.overwrite)
+    from openimagen.train.export import parse_sampling
+
+    sampling = [parse_sampling(spec) for spec in args.sampling or []]
+    out = export_pipeline(args.runs, args.out, fp16=args.fp16, overwrite=args.overwrite, sampling=sampling)
     print(f"wrote {out} ({len(args.runs)} stage(s)); try: openimagen generate \"a prompt\" --model {out}")
     return 0
 

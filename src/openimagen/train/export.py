@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -49,19 +51,52 @@ def check_chain(ckpts: list[Checkpoint]) -> tuple[str, int]:
     return texts[0]["encoder"], texts[0]["max_length"]
 
 
-def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, description: str = "") -> Path:
-    """Write the cascade of ``runs`` (run folders or checkpoint folders, base first) to ``out``; returns ``out``."""
+def parse_sampling(spec: str) -> dict:
+    """``"steps=32,guidance=2"`` -> ``{"steps": 32, "guidance": 2.0}``: SamplingConfig fields, typed and checked."""
+    from dataclasses import fields
+
+    from openimagen.pipeline import SamplingConfig
+
+    types = {f.name: f.type for f in fields(SamplingConfig)}
+    out = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in types:
+            raise ConfigError(f"bad sampling default {item!r}: expected KEY=VALUE with KEY one of "
+                              f"{', '.join(types)}")
+        key, kind = key.strip(), types[key.strip()]
+        try:
+            out[key] = int(value) if kind in (int, "int") else float(value) if kind in (float, "float") else value
+        except ValueError:
+            what = "an integer" if kind in (int, "int") else "a number"
+            raise ConfigError(f"bad sampling default {item!r}: {key} takes {what}") from None
+    replace(SamplingConfig(), **out).validate()
+    return out
+
+
+def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, description: str = "",
+                    sampling: Optional[list] = None) -> Path:
+    """Write the cascade of ``runs`` (run folders or checkpoint folders, base first) to ``out``; returns ``out``.
+    ``sampling``: per stage, a dict of :class:`SamplingConfig` fields that replace the run's sampling defaults
+    (chosen from evaluation after training), or None to keep them."""
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty; choose another output folder or pass --overwrite")
     ckpts = [Checkpoint.read(r) for r in runs]
     encoder, max_length = check_chain(ckpts)
+    sampling = list(sampling or [])
+    if len(sampling) > len(ckpts):
+        raise ConfigError(f"{len(sampling)} sampling overrides for {len(ckpts)} stages")
+    sampling += [None] * (len(ckpts) - len(sampling))
     names = [f"stage{i}_{'sr' if c.stage_config().is_super_resolution else 'base'}" for i, c in enumerate(ckpts)]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for name, ckpt in zip(names, ckpts):
-            stage = Stage(ckpt.stage_config())
+        for name, ckpt, override in zip(names, ckpts, sampling):
+            cfg = ckpt.stage_config()
+            if override:
+                cfg = replace(cfg, sampling=replace(cfg.sampling, **override).validate())
+            stage = Stage(cfg)
             load_state_into(stage.denoiser.net, ckpt.tensors(EMA), ckpt.path / EMA)
             stage.save(tmp / name, torch.float16 if fp16 else None)
         spec = encoder if encoder.lower() in DEFAULT_NAMES else _encoder_key(encoder)

@@ -1,0 +1,74 @@
+"""The shipped default cascade (src/openimagen/models/default, docs/MODEL_CARD.md).
+
+Cheap checks that catch an accidental change to its weights, its config or the sampler: it loads offline
+without arguments, has the documented stages and resolutions, fits the size budget, its weight files hash
+to the recorded values, and a fixed prompt and seed give the recorded image (within a tolerance that allows
+for float differences between CPUs, far below the difference a different seed makes). After re-exporting the
+model on purpose, rewrite the recorded files with ``python -m tests.pipeline.test_default_model``.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from openimagen.pipeline import DEFAULT_MODEL_DIR, Pipeline
+
+GOLDEN = Path(__file__).parent / "golden"
+PROMPT = "a red circle above a blue square"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Pipeline.from_pretrained()
+
+
+def test_default_model_is_shipped_and_small():
+    files = [p for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file()]
+    assert (DEFAULT_MODEL_DIR / "pipeline.json").is_file()
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+
+
+def test_weights_match_recorded_hashes():
+    recorded = json.loads((GOLDEN / "default_model_sha256.json").read_text())
+    found = {p.relative_to(DEFAULT_MODEL_DIR).as_posix(): _sha256(p)
+             for p in sorted(DEFAULT_MODEL_DIR.rglob("*.safetensors"))}
+    assert found == recorded
+
+
+def test_documented_stages_and_resolutions(pipe):
+    assert pipe.config.stages == ("stage0_base", "stage1_sr")
+    assert [st.config.resolution for st in pipe.stages] == [32, 64]
+    assert pipe.stages[1].config.lowres_resolution == 32
+    assert pipe.config.text_encoder in ("default", "minilm-l6-v2")
+
+
+def _generate(pipe, seed: int) -> np.ndarray:
+    out = pipe([PROMPT], seed=seed)
+    return np.asarray(out.images[0]).astype(np.int16)
+
+
+def test_fixed_prompt_and_seed_give_the_recorded_image(pipe):
+    golden = np.asarray(Image.open(GOLDEN / "default_seed0.png").convert("RGB")).astype(np.int16)
+    image = _generate(pipe, seed=0)
+    assert image.shape == golden.shape == (64, 64, 3)
+    diff = np.abs(image - golden)
+    assert diff.mean() < 1.0 and diff.max() <= 24, (diff.mean(), diff.max())
+    other = np.abs(_generate(pipe, seed=1) - golden)
+    assert other.mean() > 8.0                      # the tolerance is far below what a different seed changes
+
+
+if __name__ == "__main__":       # after re-exporting the default model on purpose: python -m tests.pipeline.test_default_model
+    GOLDEN.mkdir(exist_ok=True)
+    hashes = {p.relative_to(DEFAULT_MODEL_DIR).as_posix(): _sha256(p)
+              for p in sorted(DEFAULT_MODEL_DIR.rglob("*.safetensors"))}
+    (GOLDEN / "default_model_sha256.json").write_text(json.dumps(hashes, indent=1) + "\n")
+    Pipeline.from_pretrained()([PROMPT], seed=0).images[0].save(GOLDEN / "default_seed0.png")
+    print(f"wrote {GOLDEN / 'default_model_sha256.json'} and {GOLDEN / 'default_seed0.png'}")
