@@ -21,7 +21,7 @@ from openimagen.errors import InvalidArgumentError
 
 def add_eval_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "eval", help="measure text alignment (GenEval-style) and speed of a model",
+        "eval", help="measure text alignment (GenEval-style), fidelity on real data and speed of a model",
         description="Generate images for a prompt suite with a cascade, score whether each shows every object, count, "
                     "colour and relation of its prompt, and write results.json, report.md and grid.png.")
     p.add_argument("--model", default=None, help="model directory to evaluate (not needed with --score-folder)")
