@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -62,6 +63,30 @@ def setup_threads(threads: int | None) -> int:
         print(f"WARNING: load average {load:.2f} before the run: with {n} threads on a shared machine the timings "
               "are dominated by thread barriers waiting for descheduled threads; consider --threads 1")
     return torch.get_num_threads()
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a peer benchmark records about its start: command, threads, import shims, load."""
+
+    command: str
+    threads: int
+    compat: list
+    load_before: dict
+
+
+def start_peer_run(threads: int | None, prepare_imports: Callable[[], list]) -> RunStart:
+    """Print the command, set the threads, install the peers' import shims, note the load: the opening of every
+    peer benchmark (``prepare_imports`` is ``peers.prepare_imports``)."""
+    cmd = command_line()
+    print(f"$ {cmd}")
+    n = setup_threads(threads)
+    compat = prepare_imports()
+    load_before = load_average()
+    print(f"threads {n}, load before {load_before}")
+    for note in compat:
+        print(f"compat: {note}")
+    return RunStart(cmd, n, compat, load_before)
 
 
 # ---------------------------------------------------------------------------------------------- timing

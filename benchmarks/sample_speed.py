@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, base_parser, command_line, interleaved, load_average, machine_info,  # noqa: E402
-                    paired_speedup, setup_threads, summary, table, write_json)
+from common import (RESULTS, base_parser, interleaved, load_average, machine_info,  # noqa: E402
+                    paired_speedup, start_peer_run, summary, table, write_json)
 import peers  # noqa: E402
 
 import torch  # noqa: E402
@@ -104,14 +104,8 @@ def main() -> None:
     p.add_argument("--imagen-steps", type=int, default=None,
                    help="timed steps of imagen-pytorch's 1000-step loop, extrapolated to 1000 (default 50; 10 with --quick)")
     args = p.parse_args()
-    cmd = command_line()
-    print(f"$ {cmd}")
-    threads = setup_threads(args.threads)
-    compat = peers.prepare_imports()
-    load_before = load_average()
-    print(f"threads {threads}, load before {load_before}")
-    for note in compat:
-        print(f"compat: {note}")
+    start = start_peer_run(args.threads, peers.prepare_imports)
+    cmd, compat, load_before = start.command, start.compat, start.load_before
     imagen_steps = args.imagen_steps or (10 if args.quick else 50)
     timed_steps = {**STEPS, "imagen-pytorch": imagen_steps}
 

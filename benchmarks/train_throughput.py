@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, base_parser, command_line, count_flops, interleaved, paired_speedup,  # noqa: E402
-                    load_average, machine_info, setup_threads, sgemm_ceiling, summary, table, write_json)
+from common import (RESULTS, base_parser, count_flops, interleaved, paired_speedup,  # noqa: E402
+                    load_average, machine_info, sgemm_ceiling, start_peer_run, summary, table, write_json)
 import peers  # noqa: E402
 
 import torch  # noqa: E402
@@ -102,14 +102,8 @@ def profile_step(step, steps: int = 3, top: int = 15) -> list[dict]:
 
 def main() -> None:
     args = base_parser(__doc__.splitlines()[0], RESULTS / "train_throughput.json").parse_args()
-    cmd = command_line()
-    print(f"$ {cmd}")
-    threads = setup_threads(args.threads)
-    compat = peers.prepare_imports()
-    load_before = load_average()
-    print(f"threads {threads}, load before {load_before}")
-    for note in compat:
-        print(f"compat: {note}")
+    start = start_peer_run(args.threads, peers.prepare_imports)
+    cmd, compat, load_before = start.command, start.compat, start.load_before
 
     ceiling = sgemm_ceiling(repeats=5 if args.quick else 15)
     print(f"sgemm 2048^3 fp32 ceiling: {ceiling['gflops_median']:.1f} GFLOP/s (median), {ceiling['gflops_best']:.1f} best")
