@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from openimagen.cli.values import progress_bar
 from openimagen.errors import InvalidArgumentError
 
 
@@ -70,16 +71,8 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     pipe = Pipeline.from_pretrained(args.model, device=device)
     total = len(settings.samplers) * len(settings.steps) * len(settings.batch_sizes)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="bench", unit="config")
-    try:
-        result = bench_pipeline(pipe, settings, progress=None if bar is None else bar.update)
-    finally:
-        if bar is not None:
-            bar.close()
+    with progress_bar(args.no_progress, total, "bench", unit="config") as update:
+        result = bench_pipeline(pipe, settings, progress=update)
     result.settings["model"] = str(args.model) if args.model is not None else "default"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result.to_json(), indent=1) + "\n")

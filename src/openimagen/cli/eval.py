@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from openimagen.cli.values import per_stage_float
+from openimagen.cli.values import per_stage_float, progress_bar
 from openimagen.errors import InvalidArgumentError
 
 
@@ -113,15 +113,6 @@ def _check_sweep_args(args) -> None:
     args.samplers = parse_samplers(args.samplers, "--samplers") if args.samplers is not None else list(SAMPLERS)
 
 
-def _bar(disabled: bool, total: int, desc: str, unit: str = "img", leave: bool = True):
-    if disabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit=unit, leave=leave)
-    return bar.update, bar.close
-
-
 def _prompt_sets(args) -> list:
     from openimagen.eval.run import prompt_sets
 
@@ -179,19 +170,13 @@ def run_eval(args) -> int:
         from openimagen.eval.run import score_folder
 
         sets = _prompt_sets(args)
-        update, close = _bar(args.no_progress, sum(len(s.cases) for s in sets), "scoring")
-        try:
+        with progress_bar(args.no_progress, sum(len(s.cases) for s in sets), "scoring") as update:
             result = score_folder(args.score_folder, sets, progress=update)
-        finally:
-            close()
         result.settings.update(suite=args.suite, prompts=args.prompts or f"shipped:{args.split}")
     else:
         pipe = _load_pipeline(args)
-        update, close = _bar(args.no_progress, images_per_run(args), "generating + scoring")
-        try:
+        with progress_bar(args.no_progress, images_per_run(args), "generating + scoring") as update:
             result, headline = evaluate_suite(args, pipe, args.out, progress=update)
-        finally:
-            close()
     paths = write_results(result, args.out)
     from openimagen.eval.fidelity import FidelityResult
 
@@ -217,12 +202,9 @@ def run_sweep(args) -> int:
     per_run = images_per_run(args)
 
     def run(sampler: str, n: int) -> dict:
-        update, close = _bar(args.no_progress, per_run, f"{sampler} {n} steps", leave=False)
-        try:
+        with progress_bar(args.no_progress, per_run, f"{sampler} {n} steps", leave=False) as update:
             result, headline = evaluate_suite(args, pipe, args.out / f"{sampler}-{n}", sampler=sampler, steps=n,
                                               progress=update)
-        finally:
-            close()
         write_results(result, args.out / f"{sampler}-{n}")
         return headline
 
@@ -230,11 +212,8 @@ def run_sweep(args) -> int:
         return nfe_per_image(pipe.sampling_configs(sampler=sampler, steps=n, guidance=args.guidance,
                                                  aug_level=args.aug_level))
 
-    update, close = _bar(args.no_progress, len(samplers) * len(steps), "sweep", unit="run")
-    try:
+    with progress_bar(args.no_progress, len(samplers) * len(steps), "sweep", unit="run") as update:
         result = sweep(run, samplers, steps, nfe, progress=update)
-    finally:
-        close()
     result.settings.update(model=str(args.model), device=args.device, suite=args.suite, seed=args.seed,
                            prompts=args.prompts or f"shipped:{args.split}", limit=args.limit,
                            images_per_prompt=args.images_per_prompt, images_per_run=per_run, guidance=args.guidance,

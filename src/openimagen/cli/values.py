@@ -1,9 +1,10 @@
-"""Shared CLI plumbing: running a command with one-line errors, and values given for every cascade stage or
-one per stage ("4" or "4,1")."""
+"""Shared CLI plumbing: running a command with one-line errors, progress bars, and values given for every
+cascade stage or one per stage ("4" or "4,1")."""
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Union
 
 from openimagen.errors import InvalidArgumentError, OpenImagenError
 
@@ -43,3 +44,19 @@ def run_command(func: Callable, args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+@contextmanager
+def progress_bar(disabled: bool, total: int, desc: str, unit: str = "img",
+                 leave: bool = True) -> Iterator[Optional[Callable[[int], object]]]:
+    """A tqdm bar for the ``with`` block: yields its ``update(n)`` (None when ``disabled``), closed on exit."""
+    if disabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=leave)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
