@@ -34,6 +34,12 @@ class ConfigError(OpenImagenError, ValueError):
     """A config has an unknown key, a wrong type or an inconsistent value."""
 
 
+def is_int_at_least(value, minimum: int) -> bool:
+    """True for an ``int`` (``bool`` excluded) that is at least ``minimum``: the test behind every count, step,
+    size and length argument (callers raise their own message naming the argument)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def check_choice(kind: str, name: str, valid) -> str:
     """Return ``name`` if it is in ``valid``, else raise :class:`UnknownNameError`."""
     if name not in valid:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 
 RESIZE_POLICIES = ("center_crop", "pad")
 WHITE = (255, 255, 255)
@@ -169,7 +169,7 @@ def to_pil(x: torch.Tensor) -> Image.Image:
 
 def check_size_arg(size: int, name: str = "size") -> int:
     """Validate a positive image size argument."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_int_at_least(size, 1):
         raise InvalidArgumentError(f"{name} must be a positive integer, got {size!r}")
     return size
 

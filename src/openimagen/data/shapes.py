@@ -30,7 +30,7 @@ from typing import Optional, Union
 
 from PIL import Image, ImageDraw
 
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 
 from .preprocess import check_size_arg
 from .shapes_scene import (BACKGROUNDS, COLORS, DEFAULT_HOLDOUT, SCENE_TYPES, SIZES, SPLITS, Holdout,
@@ -142,7 +142,7 @@ def build_shapes(out: Union[str, os.PathLike], count: int, seed: int = 0, size: 
     """
     check_size_arg(size)
     check_choice("split", split, SPLITS)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_int_at_least(count, 1):
         raise InvalidArgumentError(f"count must be a positive integer, got {count!r}")
     if size < 16:
         raise InvalidArgumentError(f"size must be at least 16 for shapes scenes, got {size}")

@@ -27,6 +27,7 @@ import torch
 from openimagen.errors import InvalidArgumentError
 from openimagen.eval.frechet import frechet_distance_features
 from openimagen.eval.real_data import RealSet, floor_indices, load_real_set, prompt_indices
+from openimagen.eval.run import generate_batches, speed_summary
 
 REAL_SUITES = ("emoji", "folder")
 DEFAULT_PROMPTS = 200          # prompts when --limit is not given
@@ -116,15 +117,9 @@ def _generate(pipe, prompts: list, settings, out: Path, progress) -> tuple:
     n = settings.images_per_prompt
     (out / "images").mkdir(parents=True, exist_ok=True)
     xs, rows, timings = [], [], {}
-    for start in range(0, len(prompts), settings.batch_size):
-        batch = prompts[start:start + settings.batch_size]
-        res = pipe([r.caption for r in batch], num_images_per_prompt=n, steps=settings.steps,
-                   guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n,
-                   aug_level=settings.aug_level)
-        for key, v in res.timings.items():
-            timings[key] = timings.get(key, 0.0) + v
+    for start, res in generate_batches(pipe, [r.caption for r in prompts], settings, timings):
         for idx, (image, seed) in enumerate(zip(res.images, res.seeds)):
-            r, k = batch[idx // n], idx % n
+            r, k = prompts[start + idx // n], idx % n
             rel = f"images/{r.key.replace('/', '_')}_{k}.png"
             image.save(out / rel)
             xs.append(to_tensor(image.convert("RGB")))
@@ -141,7 +136,6 @@ def evaluate_fidelity(pipe, suite: str, settings, out: Path, data=None, inceptio
     the real images, and compute :func:`fidelity_metrics`. ``settings`` is an :class:`~.run.EvalSettings`
     (``limit``: number of prompts, default :data:`DEFAULT_PROMPTS`); ``device`` runs the Inception network."""
     from openimagen.eval.emoji_classifier import embed, load_classifier
-    from openimagen.eval.run import _speed
 
     settings.validate()
     real = load_real_set(suite, data)
@@ -175,7 +169,8 @@ def evaluate_fidelity(pipe, suite: str, settings, out: Path, data=None, inceptio
     score_s = time.perf_counter() - t0
     info = {"suite": suite, "data": real.source, "real_images": len(real.records), "prompts": len(prompts),
             "resolution": size, "classifier_input": cfg.input_size, "inception": str(inception_path or "") or None}
-    return FidelityResult(suite, {**asdict(settings), **info}, metrics, rows, _speed(timings, score_s, len(rows)))
+    return FidelityResult(suite, {**asdict(settings), **info}, metrics, rows,
+                          speed_summary(timings, score_s, len(rows)))
 
 
 def _load_inception(path):

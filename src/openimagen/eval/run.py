@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 from openimagen.eval.prompts import CATEGORIES, PromptCase, load_prompt_set, load_split
 from openimagen.eval.segment import WORK
 
@@ -43,13 +43,11 @@ class EvalSettings:
     def validate(self) -> "EvalSettings":
         for name in ("images_per_prompt", "batch_size"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not is_int_at_least(v, 1):
                 raise InvalidArgumentError(f"{name.replace('_', '-')} must be an integer >= 1, got {v!r}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
-                                       or self.limit < 1):
+        if self.limit is not None and not is_int_at_least(self.limit, 1):
             raise InvalidArgumentError(f"limit must be an integer >= 1 prompts per category, got {self.limit!r}")
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
-                                       or self.steps < 1):
+        if self.steps is not None and not is_int_at_least(self.steps, 1):
             raise InvalidArgumentError(f"steps must be an integer >= 1, got {self.steps!r}")
         for name, lo, hi in (("guidance", 0.0, float("inf")), ("aug_level", 0.0, 1.0)):
             v = getattr(self, name)
@@ -127,6 +125,21 @@ def _result(suite: str, settings: dict, samples: list, speed: dict) -> EvalResul
     return EvalResult(suite, settings, sets, summarize(samples), samples, speed)
 
 
+def generate_batches(pipe, prompts: list, settings: EvalSettings, timings: dict) -> Iterator[tuple]:
+    """Generate ``settings.images_per_prompt`` images of every prompt, ``settings.batch_size`` prompts per pipeline
+    call; yields ``(start, output)`` per call, image ``j`` of ``output.images`` being image ``j % n`` of prompt
+    ``start + j // n``. Prompt i's image k gets seed ``settings.seed + i * n + k`` (the same images in any batch
+    size); the pipeline's ``timings`` are added into ``timings``."""
+    n = settings.images_per_prompt
+    for start in range(0, len(prompts), settings.batch_size):
+        res = pipe(list(prompts[start:start + settings.batch_size]), num_images_per_prompt=n, steps=settings.steps,
+                   guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n,
+                   aug_level=settings.aug_level)
+        for key, v in res.timings.items():
+            timings[key] = timings.get(key, 0.0) + v
+        yield start, res
+
+
 def evaluate_pipeline(pipe, sets: list, settings: EvalSettings, out: Path,
                       progress: Optional[Callable] = None) -> EvalResult:
     """Generate ``images_per_prompt`` images per case with ``pipe``, save them under ``out/images``, score them.
@@ -139,16 +152,10 @@ def evaluate_pipeline(pipe, sets: list, settings: EvalSettings, out: Path,
     (out / "images").mkdir(parents=True, exist_ok=True)
     samples, timings, score_s = [], {}, 0.0
     for ps in sets:
-        for start in range(0, len(ps.cases), settings.batch_size):
-            batch = ps.cases[start:start + settings.batch_size]
-            res = pipe([c.prompt for c in batch], num_images_per_prompt=n, steps=settings.steps,
-                       guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + start * n,
-                       aug_level=settings.aug_level)
-            for key, v in res.timings.items():
-                timings[key] = timings.get(key, 0.0) + v
+        for start, res in generate_batches(pipe, [c.prompt for c in ps.cases], settings, timings):
             t0 = time.perf_counter()
             for idx, (image, seed) in enumerate(zip(res.images, res.seeds)):
-                case, k = batch[idx // n], idx % n
+                case, k = ps.cases[start + idx // n], idx % n
                 rel = f"images/{ps.name}/{case.id}_{k}.png"
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 image.save(out / rel)
@@ -157,10 +164,11 @@ def evaluate_pipeline(pipe, sets: list, settings: EvalSettings, out: Path,
             if progress is not None:
                 progress(len(res.images))
     return _result("shapes", {**asdict(settings), "resolution": pipe.resolutions[-1], "eval_resolution": WORK},
-                   samples, _speed(timings, score_s, len(samples)))
+                   samples, speed_summary(timings, score_s, len(samples)))
 
 
-def _speed(timings: dict, score_s: float, images: int) -> dict:
+def speed_summary(timings: dict, score_s: float, images: int) -> dict:
+    """The report's speed block: generation seconds in all, per image and per stage, and scoring time per image."""
     total = timings.get("total", 0.0)
     return {"images": images, "generation_seconds": total, "seconds_per_image": total / max(images, 1),
             "images_per_second": images / total if total > 0 else None,

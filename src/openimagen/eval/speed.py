@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import torch
 
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 from openimagen.eval.sweep import nfe_per_image
 from openimagen.samplers import SAMPLERS, generators_from_seeds
 
@@ -53,13 +53,13 @@ class BenchSettings:
                 check_choice("sampler", s, SAMPLERS)
         for name, values in (("steps", self.steps), ("batch sizes", self.batch_sizes)):
             for v in values:
-                if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                if v is not None and not is_int_at_least(v, 1):
                     raise InvalidArgumentError(f"{name} must be integers >= 1, got {v!r}")
         if not self.samplers or not self.steps or not self.batch_sizes:
             raise InvalidArgumentError("give at least one sampler, step count and batch size")
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+        if not is_int_at_least(self.repeats, 1):
             raise InvalidArgumentError(f"repeats must be an integer >= 1, got {self.repeats!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+        if not is_int_at_least(self.warmup, 0):
             raise InvalidArgumentError(f"warmup must be an integer >= 0, got {self.warmup!r}")
         if self.guidance is not None and not self.guidance >= 0:
             raise InvalidArgumentError(f"guidance must be >= 0, got {self.guidance!r}")

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 from openimagen.samplers import SAMPLERS, evaluations
 
 # How to read a headline metric: its axis label, and whether higher is better.
@@ -94,7 +94,7 @@ def sweep(run: Callable[[str, int], dict], samplers: Sequence[str], steps: Seque
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
     for n in steps:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_int_at_least(n, 1):
             raise InvalidArgumentError(f"steps must be integers >= 1, got {n!r}")
     points = []
     for s in samplers:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from openimagen.diffusion.cond import Cond
-from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError, check_choice
+from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError, check_choice, is_int_at_least
 from openimagen.pipeline.config import PipelineConfig, SamplingConfig
 from openimagen.pipeline.io import (PIPELINE_NAME, check_model_dir, config_error_as_load_error, read_json,
                                     write_json)
@@ -184,7 +184,7 @@ class Pipeline:
                                      ("aug_level", aug_level)) if v is not None}
         if sampler is not None:
             check_choice("sampler", sampler, SAMPLERS)
-        if "steps" in changes and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        if "steps" in changes and not is_int_at_least(steps, 1):
             raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
         if "guidance" in changes and not (isinstance(guidance, (int, float)) and guidance >= 0):
             raise InvalidArgumentError(f"guidance must be a number >= 0, got {guidance!r}")

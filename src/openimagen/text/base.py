@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from openimagen.errors import InvalidArgumentError
+from openimagen.errors import InvalidArgumentError, is_int_at_least
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +94,7 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
 
 def check_max_length(max_length: int, limit: int | None = None) -> int:
     """Return ``max_length`` if it is an int in ``[1, limit]``, else raise :class:`InvalidArgumentError`."""
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+    if not is_int_at_least(max_length, 1):
         raise InvalidArgumentError(f"max_length must be a positive int, got {max_length!r}")
     if limit is not None and max_length > limit:
         raise InvalidArgumentError(f"max_length={max_length} exceeds this encoder's limit of {limit} positions")

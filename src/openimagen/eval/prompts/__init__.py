@@ -48,7 +48,7 @@ from typing import Optional, Union
 
 from openimagen.data.shapes_scene import (COLORS, DEFAULT_HOLDOUT, NUMBERS, RELATIONS, SHAPES, SIZES, Holdout,
                                           ObjectSpec, SceneSpec, noun_phrase, scene_captions)
-from openimagen.errors import InvalidArgumentError, check_choice
+from openimagen.errors import InvalidArgumentError, check_choice, is_int_at_least
 
 CATEGORIES = ("single_object", "two_objects", "counting", "colors", "position", "color_attr")
 SPLITS = ("seen", "heldout")
@@ -116,7 +116,7 @@ def _object_from_json(o: dict, where: str) -> ObjectTruth:
         raise InvalidArgumentError(f"{where}: unknown colour {obj.color!r}; valid: {', '.join(sorted(COLORS))}")
     if obj.shape not in SHAPES:
         raise InvalidArgumentError(f"{where}: unknown shape {obj.shape!r}; valid: {', '.join(sorted(SHAPES))}")
-    if isinstance(obj.count, bool) or not isinstance(obj.count, int) or not 1 <= obj.count <= len(NUMBERS):
+    if not (is_int_at_least(obj.count, 1) and obj.count <= len(NUMBERS)):
         raise InvalidArgumentError(f"{where}: count must be an integer in 1..{len(NUMBERS)}, got {obj.count!r}")
     if obj.size is not None and obj.size not in SIZES:
         raise InvalidArgumentError(f"{where}: unknown size {obj.size!r}; valid: {', '.join(sorted(SIZES))}")
@@ -178,7 +178,7 @@ def make_prompt_set(split: str, n_per_category: int = SHIPPED_ARGS["n_per_catego
     ``n_per_category`` kept. ``holdout`` decides the split exactly as in the data module.
     """
     check_choice("split", split, SPLITS)
-    if isinstance(n_per_category, bool) or not isinstance(n_per_category, int) or n_per_category < 1:
+    if not is_int_at_least(n_per_category, 1):
         raise InvalidArgumentError(f"n_per_category must be a positive integer, got {n_per_category!r}")
     cases = []
     for category in CATEGORIES:
