@@ -3,10 +3,14 @@
     result = Trainer(load_config("configs/tiny-shapes-base.yaml")).train()
 
 Per optimiser step: for each of ``grad_accum`` micro-batches, load real images and look their captions up in
-the fp16 text-embedding cache (the encoder never runs per step), compute :func:`~openimagen.train.step.stage_loss`
-(the one objective of every stage: an SR stage downsamples its real targets and noise-augments them there) and
-back-propagate, syncing gradients across ranks on the last micro-batch only; then clip the gradient norm, step
-the optimiser at the scheduled learning rate and update the EMA. Rank 0 logs, samples and writes checkpoints.
+the fp16 text-embedding cache (the encoder never runs per step), compute the mean of the objective's per-example
+losses ``objective(denoiser, batch, generators)`` and back-propagate, syncing gradients across ranks on the last
+micro-batch only; then clip the gradient norm, step the optimiser at the scheduled learning rate and update the
+EMA. Rank 0 logs, samples and writes checkpoints.
+
+The objective (:mod:`openimagen.train.objective`) holds all the training math; the default,
+:class:`~openimagen.train.step.DiffusionObjective`, is the denoising loss of every stage (an SR stage downsamples
+its real targets and noise-augments them there). Another one is passed as ``Trainer(cfg, objective=...)``.
 The module docstring of :mod:`openimagen.train.data` explains why resuming and data parallelism are exact.
 """
 from __future__ import annotations
@@ -15,9 +19,8 @@ import contextlib
 import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Optional
 
 import torch
@@ -37,9 +40,10 @@ from openimagen.train.config import RunConfig
 from openimagen.train.data import (CROP_STREAM, NOISE_STREAM, Layout, data_position, example_generators,
                                    micro_batch_loader, mix_seed, open_training_dataset, random_crops, text_table)
 from openimagen.train.monitor import Monitor
+from openimagen.train.objective import Objective, TrainBatch
 from openimagen.train.optim import EMA, build_optimiser, lr_at, set_lr
 from openimagen.train.samples import SampleMaker
-from openimagen.train.step import stage_loss
+from openimagen.train.step import DiffusionObjective
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
@@ -53,7 +57,13 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, *, run_dir=None, resume=None):
+    """Train the stage of ``cfg`` with ``objective`` (default: :meth:`DiffusionObjective.from_run_config`).
+
+    ``self.denoiser`` is the Denoiser the objective trains, around ``self.model`` (the network, wrapped for
+    DDP/FSDP when distributed); the optimiser, EMA and checkpoints hold that network's weights only.
+    """
+
+    def __init__(self, cfg: RunConfig, *, run_dir=None, resume=None, objective: Optional[Objective] = None):
         self.ckpt = Checkpoint.read(resume) if resume is not None else None
         self.cfg = cfg = cfg.validate()
         self.stage_config = cfg.stage_config()
@@ -70,7 +80,7 @@ class Trainer:
                                tensorboard=cfg.log.tensorboard, progress=cfg.log.progress)
         self.layout = Layout(cfg.train.batch_size, d.world, cfg.train.grad_accum)
         self._setup_data()
-        self._setup_model()
+        self._setup_model(objective)
         if self.ckpt is not None:
             self._load(self.ckpt)
         self.samples = SampleMaker(self) if d.is_main else None
@@ -96,19 +106,16 @@ class Trainer:
                               f"stage.unet text_dim is {self.stage_config.unet.text_dim}; set "
                               f"stage.unet.overrides.text_dim: {self.table.dim}")
 
-    def _setup_model(self) -> None:
+    def _setup_model(self, objective: Optional[Objective]) -> None:
         cfg, d = self.cfg, self.dist
         torch.manual_seed(cfg.seed)                                  # the same initial weights on every rank
         self.stage = Stage(self.stage_config).to(d.device).train()
         torch.manual_seed(mix_seed(cfg.seed, d.rank, 1))             # global RNG (dropout), per rank
         self.model = distributed.wrap(self.stage.denoiser.net, d)
-        train_cfg = self.stage_config
-        if cfg.data.crop_size is not None:                           # SR on crops: lowres is the crop's downsample
-            c = cfg.data.crop_size
-            train_cfg = replace(train_cfg, resolution=c, lowres_resolution=c * train_cfg.lowres_resolution
-                                // train_cfg.resolution)
-        self.view = SimpleNamespace(config=train_cfg, denoiser=Denoiser(self.model, self.stage_config.param),
-                                    schedule=self.stage.schedule)
+        self.denoiser = Denoiser(self.model, self.stage_config.param)
+        if objective is None:
+            objective = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
+        self.objective = objective
         self.optimiser = build_optimiser(self.model.parameters(), cfg)
         self.ema = EMA(distributed.unwrap(self.model), cfg.train.ema_decay)
         amp = d.device.type == "cuda" and cfg.precision != "fp32"
@@ -177,20 +184,12 @@ class Trainer:
         set_lr(self.optimiser, lr)
         total = torch.zeros((), device=d.device)
         for micro in range(accum):
-            batch = next(loader)
             positions = self.layout.positions(micro, d.rank)
-            images = batch["image"]                                              # (b, 3, R, R)
-            if cfg.data.crop_size is not None:
-                crops = example_generators(cfg.seed, step, positions, CROP_STREAM)
-                images = random_crops(images, cfg.data.crop_size, crops)         # (b, 3, c, c)
-            text, mask = self.table.lookup(batch["caption"], dtype=torch.float32)  # (b, L, D), (b, L)
-            images, text, mask = (t.to(d.device, non_blocking=True) for t in (images, text, mask))
+            batch = self._micro_batch(next(loader), step, positions)
             gens = example_generators(cfg.seed, step, positions, NOISE_STREAM, d.device)
             with distributed.sync_gradients(self.model, micro == accum - 1):
                 with self._autocast():
-                    loss = stage_loss(self.view, images, text, mask, gens, text_drop_prob=cfg.train.text_drop_prob,
-                                      weighting=cfg.train.weighting, min_snr_gamma=cfg.train.min_snr_gamma,
-                                      aug_max=cfg.train.aug_max).mean()
+                    loss = self._objective_loss(batch, gens)
                 self.scaler.scale(loss / accum).backward()
             total += loss.detach().float()
         self.scaler.unscale_(self.optimiser)
@@ -203,6 +202,25 @@ class Trainer:
         self.optimiser.zero_grad(set_to_none=True)
         self.ema.update(distributed.unwrap(self.model))
         return total / accum, grad_norm.detach()
+
+    def _micro_batch(self, items: dict, step: int, positions) -> TrainBatch:
+        """The loader's images (cropped for SR on crops) and their cached caption embeddings, on the device."""
+        cfg, device = self.cfg, self.dist.device
+        images = items["image"]                                                  # (b, 3, R, R)
+        if cfg.data.crop_size is not None:
+            crops = example_generators(cfg.seed, step, positions, CROP_STREAM)
+            images = random_crops(images, cfg.data.crop_size, crops)             # (b, 3, c, c)
+        text, mask = self.table.lookup(items["caption"], dtype=torch.float32)    # (b, L, D), (b, L)
+        images, text, mask = (t.to(device, non_blocking=True) for t in (images, text, mask))
+        return TrainBatch(image=images, text=text, mask=mask)
+
+    def _objective_loss(self, batch: TrainBatch, generators) -> torch.Tensor:
+        """The mean over the micro-batch of the objective's per-example losses (B,)."""
+        losses = self.objective(self.denoiser, batch, generators)
+        if tuple(losses.shape) != (batch.batch_size,):
+            raise ValueError(f"the training objective {type(self.objective).__name__} returned a loss of shape "
+                             f"{tuple(losses.shape)}; it must return one loss per example, ({batch.batch_size},)")
+        return losses.mean()
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -268,9 +286,9 @@ class Trainer:
         return path
 
 
-def train(cfg: RunConfig, *, run_dir=None, resume=None) -> TrainResult:
+def train(cfg: RunConfig, *, run_dir=None, resume=None, objective: Optional[Objective] = None) -> TrainResult:
     """Build a :class:`Trainer` and run it to ``cfg.max_steps``; shuts the process group down afterwards."""
-    trainer = Trainer(cfg, run_dir=run_dir, resume=resume)
+    trainer = Trainer(cfg, run_dir=run_dir, resume=resume, objective=objective)
     try:
         return trainer.train()
     finally:
