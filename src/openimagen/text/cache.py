@@ -13,6 +13,12 @@ part of the key so that a float16 and a float32 run of the same weights never sh
 entries. Files are written to a temporary name and moved into place with
 ``os.replace``, so concurrent writers and crashes never leave a half-written entry;
 an unreadable or inconsistent entry is treated as a miss and rewritten.
+
+Threads: ``encode`` may run in several threads at once if the wrapped encoder allows it (``HFTextEncoder``
+does). Reads need no care, and each write goes to its own ``mkstemp`` name before ``os.replace``, so two calls
+that miss the same prompt both encode it and the last complete entry wins. The only shared state in memory,
+the ``hits``/``misses`` counters, is updated under a lock (``+=`` on an attribute is not atomic); the
+once-only warning about an unwritable cache may, at worst, show once per racing thread.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -57,6 +64,7 @@ class CachedTextEncoder(TextEncoder):
                                        f"{e.strerror or e}") from None
         self.hits = 0
         self.misses = 0
+        self._count_lock = threading.Lock()  # hits/misses are updated by concurrent encode calls
         self._warned_write = False
 
     def key(self, text: str) -> str:
@@ -87,8 +95,9 @@ class CachedTextEncoder(TextEncoder):
             for j, (k, text) in enumerate(todo.items()):
                 rows[k] = (emb.tokens[j], emb.mask[j])
                 self._write(k, text, emb.tokens[j], emb.mask[j])
-        self.misses += len(todo)
-        self.hits += len(prompts) - len(todo)
+        with self._count_lock:
+            self.misses += len(todo)
+            self.hits += len(prompts) - len(todo)
         tokens = torch.stack([rows[k][0] for k in keys])  # (B, L, D)
         mask = torch.stack([rows[k][1] for k in keys])    # (B, L)
         return TextEmbedding(tokens, mask, self.encoder_id)

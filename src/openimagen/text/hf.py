@@ -17,12 +17,23 @@ bytes of ``config.json`` and of the tokenizer files present, plus the name and s
 of every ``*.safetensors``/``*.bin`` file (sizes, not contents, so that identifying
 a 10 GB T5-XXL stays instant). It changes when the architecture, tokenizer or
 weight files change, and not when the directory is merely copied elsewhere.
+
+Threads: ``encode`` may be called from several threads at once (e.g. by a threaded server). A Hugging Face
+*fast* tokenizer is one Rust object whose padding and truncation settings every call rewrites when its options
+differ from the last call's, and ``encode`` tokenizes twice with different options (the full lengths, for the
+truncation warning, then padded to L). Two threads sharing it race on those settings: tokenizers raises
+"RuntimeError: Already borrowed", or a call silently runs with the other call's padding (a ValueError, or
+wrong tokens). So each encoder holds a ``threading.Lock`` and serialises whole ``encode`` calls, tokenization
+and forward pass together. The forward pass alone (eval mode, ``no_grad``) could run concurrently, but would
+gain little (on CPU one call already uses every core; on a GPU calls share one stream), and one lock over
+the whole call keeps the guarantee simple: a call's result is exactly its result in a serial run.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -181,7 +192,7 @@ def _warn_truncated(prompts: list[str], n_tokens: list[int], max_length: int) ->
     shown = "; ".join(f"{(p[:40] + '...') if len(p) > 40 else p!r} lost {d}" for p, d in over[:3])
     more = f"; and {len(over) - 3} more" if len(over) > 3 else ""
     warnings.warn(f"{len(over)} of {len(prompts)} prompts exceed max_length={max_length} tokens and were "
-                  f"truncated ({shown}{more})", stacklevel=3)
+                  f"truncated ({shown}{more})", stacklevel=4)  # the caller of encode (encode > _encode > here)
 
 
 class HFTextEncoder(TextEncoder):
@@ -219,10 +230,19 @@ class HFTextEncoder(TextEncoder):
                                  f"model's embedding table only {rows} rows")
         self.dim = int(self.model.config.hidden_size)
         self.encoder_id = encoder_id if encoder_id is not None else model_dir_id(self.path)
+        self._lock = threading.Lock()  # one encode at a time: the tokenizer is not thread-safe (module docstring)
 
     def encode(self, prompts: Sequence[str]) -> TextEmbedding:
-        """Embed ``prompts`` into ``(B, max_length, dim)`` tokens and a ``(B, max_length)`` mask."""
+        """Embed ``prompts`` into ``(B, max_length, dim)`` tokens and a ``(B, max_length)`` mask.
+
+        Safe to call from several threads: calls on one encoder run one at a time (module docstring).
+        """
         prompts = check_prompts(prompts)
+        with self._lock:
+            return self._encode(prompts)
+
+    def _encode(self, prompts: list[str]) -> TextEmbedding:
+        """``encode`` without the lock: tokenize (twice, see the module docstring) and run the model."""
         L = self.max_length
         full = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
         _warn_truncated(prompts, full, L)
