@@ -34,3 +34,20 @@ def dummy_cond(batch: int) -> Cond:
 def moments(x):
     x = x.double()
     return x.mean(0), torch.cov(x.T)
+
+
+# --- isotropic N(0, STD^2 I): exact denoiser and exact probability-flow ODE solution ----------------------
+STD = 0.2
+
+
+def isotropic_denoiser(x, sigma, cond):
+    """E[x0 | x0 + s n = x] = x STD^2 / (STD^2 + s^2) for N(0, STD^2 I); gain in float64, x keeps its dtype."""
+    s = torch.as_tensor(sigma, dtype=torch.float64)
+    return x * (STD ** 2 / (STD ** 2 + s ** 2))
+
+
+def exact_flow(x_T, s_T, s):
+    """The probability-flow ODE dx/ds = (x - D(x; s))/s from (x_T, s_T) to s, for N(0, STD^2 I) exactly:
+    x(s) = x_T sqrt(STD^2 + s^2) / sqrt(STD^2 + s_T^2); at s = 0, x_T STD / sqrt(STD^2 + s_T^2). Float64."""
+    s_T, s = (torch.as_tensor(v, dtype=torch.float64) for v in (s_T, s))
+    return x_T.double() * torch.sqrt((STD ** 2 + s ** 2) / (STD ** 2 + s_T ** 2))

@@ -138,30 +138,76 @@ KARRAS_SIGMA_MIN, KARRAS_SIGMA_MAX = 0.002, 80.0
 
 def sampling_sigmas(schedule: Schedule, steps: int, spacing: str = "time", rho: float = 7.0,
                     t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
-    """The sampling grid: ``steps + 1`` noise levels, decreasing, ending in exactly 0.
+    """The sampling grid: ``steps + 1`` noise levels, strictly decreasing, ending in exactly 0.
 
-    spacing "time": uniform in t (DDPM/DDIM practice); "logsnr": uniform in lambda (DPM-Solver,
-    Lu et al. 2022); "karras": Karras et al. 2022 eq. 5 with exponent ``rho``, clipped to their range
-    [0.002, 80] (rho = 7 over the full [e^-10, e^10] of a +-20 log-SNR schedule wastes half the steps above
-    s = 300 and makes the last ones so long that multistep solvers extrapolate badly).
-    ``t_max``/``t_min`` bound the grid in schedule time (image-to-image starts below 1).
+    spacing "time": s(t) at t = linspace(t_max, t_min, steps + 1)[:-1] (DDPM/DDIM practice: t_min itself is
+    not visited). "logsnr": ``steps`` levels uniform in lambda from s(t_max) to s(t_min) inclusive (DPM-Solver,
+    Lu et al. 2022). "karras": Karras et al. 2022 eq. 5 with exponent ``rho``, sigma_i for i = 0..N-1 with
+    i/(N-1), from sigma_max to sigma_min inclusive, over ``karras_range`` (their [0.002, 80] where it overlaps
+    the schedule's range). Each is followed by sigma_N = 0; steps = 1 gives [s_hi, 0].
+    ``t_max``/``t_min`` bound the grid in schedule time (image-to-image starts below 1). The first value is
+    s(t_max) (for "karras", the top of ``karras_range``).
+
+    Returns float64 on the CPU, shape (steps + 1,): samplers compute their step coefficients in float64 from
+    these 0-d values, and a 0-d float64 tensor times a float32 x stays float32. When the range is narrower
+    than ``steps`` float64 ulps (t_max near 0), neighbours would be equal; each value that is not below its
+    predecessor is nudged down to nextafter(predecessor, 0), so log-steps h = ln(s/s') are always > 0.
     """
     if not isinstance(steps, int) or steps < 1:
         raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
     check_choice("spacing", spacing, SPACINGS)
     if not 0.0 <= t_min < t_max <= 1.0:
         raise InvalidArgumentError(f"need 0 <= t_min < t_max <= 1, got t_min={t_min}, t_max={t_max}")
-    t = torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)[:-1]
+    s_hi, s_lo = (float(schedule.noise_level(torch.tensor(t, dtype=torch.float64))) for t in (t_max, t_min))
     if spacing == "time":
-        s = schedule.noise_level(t)
+        s = schedule.noise_level(torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)[:-1])
+        s[0] = s_hi                                       # the same value a 0-d evaluation of s(t_max) gives
+    elif spacing == "logsnr":
+        s = _log_uniform(s_hi, s_lo, steps)
     else:
-        s_hi = float(schedule.noise_level(torch.tensor(t_max, dtype=torch.float64)))
-        s_lo = float(schedule.noise_level(torch.tensor(max(t_min, 0.0), dtype=torch.float64)))
-        u = torch.linspace(0, 1, steps + 1, dtype=torch.float64)[:-1]
-        if spacing == "logsnr":
-            s = torch.exp(math.log(s_hi) + u * (math.log(s_lo) - math.log(s_hi)))
-        else:
-            s_hi = min(s_hi, KARRAS_SIGMA_MAX)
-            s_lo = min(max(s_lo, KARRAS_SIGMA_MIN), s_hi)
-            s = (s_hi ** (1 / rho) + u * (s_lo ** (1 / rho) - s_hi ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)]).float()
+        s = _karras(*karras_range(s_hi, s_lo), steps, rho)
+    return torch.cat([_strictly_decreasing(s), s.new_zeros(1)])
+
+
+def karras_range(s_hi: float, s_lo: float) -> tuple[float, float]:
+    """(sigma_max, sigma_min) for Karras spacing: [s_lo, s_hi] clipped to [0.002, 80] when that leaves an interval
+    of positive length, else the schedule's own [s_lo, s_hi] (e.g. image-to-image at small t_max lies wholly
+    below 0.002; clipping would give one repeated sigma).
+
+    rho = 7 over the full [e^-10, e^10] of a +-20 log-SNR schedule would waste half the steps above s = 300 and
+    make the last ones so long that multistep solvers extrapolate badly, hence the clip where it applies.
+    """
+    hi, lo = min(s_hi, KARRAS_SIGMA_MAX), max(s_lo, KARRAS_SIGMA_MIN)
+    return (hi, lo) if lo < hi else (s_hi, s_lo)
+
+
+def _log_uniform(s_hi: float, s_lo: float, steps: int) -> torch.Tensor:
+    """``steps`` noise levels uniform in lambda = -ln s, s_hi and s_lo included exactly; float64, (steps,)."""
+    u = torch.linspace(0, 1, steps, dtype=torch.float64)
+    s = torch.exp(math.log(s_hi) + u * (math.log(s_lo) - math.log(s_hi)))
+    return _with_ends(s, s_hi, s_lo)
+
+
+def _karras(s_hi: float, s_lo: float, steps: int, rho: float) -> torch.Tensor:
+    """Karras et al. 2022 eq. 5: (s_hi^(1/rho) + i/(N-1) (s_lo^(1/rho) - s_hi^(1/rho)))^rho, i = 0..N-1 (N = steps)."""
+    u = torch.linspace(0, 1, steps, dtype=torch.float64)
+    a, b = s_hi ** (1 / rho), s_lo ** (1 / rho)
+    return _with_ends((a + u * (b - a)) ** rho, s_hi, s_lo)
+
+
+def _with_ends(s: torch.Tensor, s_hi: float, s_lo: float) -> torch.Tensor:
+    """Set the ends exactly (exp/log and power round trips can be off by an ulp); s_hi wins when steps = 1."""
+    s[-1] = s_lo
+    s[0] = s_hi
+    return s
+
+
+def _strictly_decreasing(s: torch.Tensor) -> torch.Tensor:
+    """Nudge every value that is not below its predecessor down to nextafter(predecessor, 0); (N,) float64."""
+    if bool((s[1:] < s[:-1]).all()):
+        return s
+    s, zero = s.clone(), s.new_zeros(())
+    for i in range(1, len(s)):
+        if not s[i] < s[i - 1]:
+            s[i] = torch.nextafter(s[i - 1], zero)
+    return s

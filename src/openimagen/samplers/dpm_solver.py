@@ -5,9 +5,10 @@ In the VE form with lambda = -ln s (half the log-SNR) and h = lambda' - lambda, 
 
     x' = (s'/s) x - expm1(-h) D_hat,   D_hat = (1 + 1/(2r)) D_i - 1/(2r) D_{i-1},  r = h_{i-1}/h_i,
 
-first order on the first step and on the final step to s = 0 (where x' = D). The previous x0 estimate is
-a local variable: the function has no state across calls. Thresholding (Imagen) is applied to D by the
-``Thresholded`` denoiser wrapper, which is where DPM-Solver++ applies it too.
+first order on the first step and on the final step to s = 0 (where x' = D). h is computed as
+log1p((s - s')/s') so that adjacent floating-point noise levels still give h > 0 and a finite r. The previous
+x0 estimate is a local variable: the function has no state across calls. Thresholding (Imagen) is applied
+to D by the ``Thresholded`` denoiser wrapper, which is where DPM-Solver++ applies it too.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import DenoiserFn
+from openimagen.samplers.exp_integrator import log_step
 from openimagen.samplers.noise import Generators
 
 
@@ -29,7 +31,7 @@ def sample_dpmpp_2m(denoiser: DenoiserFn, x: torch.Tensor, sigmas: torch.Tensor,
         if s_next == 0:
             x = d
             break
-        h = torch.log(s) - torch.log(s_next)                  # lambda' - lambda
+        h = log_step(s, s_next)                                 # lambda' - lambda > 0
         d_hat = d
         if d_prev is not None:
             r = h_prev / h

@@ -2,8 +2,9 @@
 
     sample(denoiser, x_T, sigmas, *, cond, generator=None, callback=None) -> x0
 
-where x_T is unit noise times sigmas[0] and sigmas is a decreasing grid ending in 0. A new sampler
-is one function and one line here.
+where x_T is unit noise times sigmas[0] and sigmas is a strictly decreasing 1-D grid ending in exactly 0
+(``sampling_sigmas``: float64 on the CPU; x keeps its own dtype). A new sampler is one function and one
+line here.
 """
 from __future__ import annotations
 
