@@ -41,10 +41,12 @@ test-fast: setup
 DEMO_PROMPTS := "a red circle above a blue square" "two green stars" "a big yellow triangle" \
   "a blue square and a black circle" "grinning face" "red heart" "pizza" "rocket"
 
-# The shipped default cascade (src/openimagen/models/default, docs/MODEL_CARD.md); offline, CPU.
-demo: setup
+# The shipped default cascade (src/openimagen/models/default, docs/MODEL_CARD.md); offline, CPU. Generation needs
+# no Debian data packages (only data building, training and the tests do), so the demo installs none and needs no root.
+demo: venv
 	$(VENV)/bin/openimagen generate $(DEMO_PROMPTS) --seed 0 -o $(DEMO_OUT)
 	@echo "Demo grid of 8 prompts: $(abspath $(DEMO_OUT)) (the default model: docs/MODEL_CARD.md)"
+	@echo "Run openimagen yourself with $(VENV)/bin/openimagen, or after: . $(VENV)/bin/activate"
 
 # Peer benchmarks run in their own venv so imagen-pytorch/diffusers never touch .venv (see docs/BENCHMARKS.md).
 .venv-bench/.installed: benchmarks/requirements-bench.txt pyproject.toml

@@ -1,6 +1,7 @@
 """openimagen: an open, fast, Imagen-style cascaded text-to-image diffusion system."""
 from openimagen.errors import (  # noqa: F401
     ConfigError,
+    GenerationError,
     InvalidArgumentError,
     ModelLoadError,
     OpenImagenError,
@@ -15,4 +16,8 @@ def __getattr__(name):  # lazy: importing openimagen must not import torch-heavy
         from openimagen.pipeline.pipeline import Pipeline
 
         return Pipeline
+    if name == "GenerationRequest":
+        from openimagen.pipeline.request import GenerationRequest
+
+        return GenerationRequest
     raise AttributeError(name)

@@ -4,11 +4,15 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from pydantic import ValidationError
+
 from openimagen.errors import ConfigError
+from openimagen.validation import raise_one_line
 
 
 def dataclass_from_dict(cls, d: Any, what: str):
-    """``cls(**d)`` for a flat dataclass, with a ConfigError that names unknown keys or bad arguments."""
+    """``cls(**d)`` for a flat dataclass, with a ConfigError that names unknown keys or bad arguments (and, for the
+    pydantic-checked settings such as ``SamplingConfig``, the field and value that fail their type or range)."""
     if not isinstance(d, dict):
         raise ConfigError(f"{what} must be a mapping, got {type(d).__name__}")
     unknown = set(d) - {f.name for f in fields(cls)}
@@ -18,3 +22,5 @@ def dataclass_from_dict(cls, d: Any, what: str):
         return cls(**d)
     except TypeError as e:
         raise ConfigError(f"bad {what}: {e}") from None
+    except ValidationError as e:
+        raise_one_line(e, ConfigError, d, what)

@@ -34,6 +34,10 @@ class ConfigError(OpenImagenError, ValueError):
     """A config has an unknown key, a wrong type or an inconsistent value."""
 
 
+class GenerationError(OpenImagenError, RuntimeError):
+    """Generation ran but produced something unusable (non-finite pixels from broken weights or settings)."""
+
+
 def is_int_at_least(value, minimum: int) -> bool:
     """True for an ``int`` (``bool`` excluded) that is at least ``minimum``: the test behind every count, step,
     size and length argument (callers raise their own message naming the argument)."""

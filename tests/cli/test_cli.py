@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -14,6 +15,10 @@ from tests.pipeline.fixtures import tiny_pipeline
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("cli") / "model")
+
+
+def pixels(image) -> list:
+    return np.asarray(image).tolist()
 
 
 def run(capsys, *argv):
@@ -29,9 +34,13 @@ def test_generate_writes_png_with_metadata(model, tmp_path, capsys):
     assert code == 0 and "wrote" in stdout
     im = Image.open(out)
     assert im.size == (32, 32)
-    assert im.text["prompt"] == "a red square" and im.text["seed"] == "42"
-    assert im.text["sampler"] == "ddim" and im.text["steps"] == "3" and im.text["guidance"] == "2.5"
-    assert im.text["model"] == str(model)
+    assert im.text["prompt"] == "a red square" and im.text["seed"] == "42" and im.text["model"] == str(model)
+    record = json.loads(im.text["openimagen"])
+    req = record["request"]
+    assert req["sampler"] == ["ddim", "ddim"] and req["steps"] == [3, 3] and req["guidance"] == [2.5, 2.5]
+    assert req["threshold"] and req["spacing"] and req["aug_level"] and req["percentile"]   # every setting, resolved
+    assert record["model_hash"] == im.text["model_hash"] and len(record["model_hash"]) == 16
+    assert record["openimagen_version"] and record["model"] == str(model)
 
 
 def test_generate_several_images_writes_each_and_a_grid(model, tmp_path, capsys):
@@ -55,10 +64,19 @@ def test_info(model, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["generate", "a", "--sampler", "plms"], "unknown sampler 'plms'; valid: ddim, ddpm, dpmpp_2m, euler, heun"),
-    (["generate", "a", "--steps", "0"], "--steps must be >= 1"),
-    (["generate", "a", "--guidance", "-2"], "--guidance must be >= 0"),
+    (["generate", "a", "--steps", "0"], "--steps should be greater than or equal to 1, got 0"),
+    (["generate", "a", "--steps", "3,x"], "--steps must be an integer, or one per stage"),
+    (["generate", "a", "--guidance", "-2"], "--guidance should be greater than or equal to 0"),
+    (["generate", "a", "--guidance", "nan"], "--guidance should be a finite number"),
+    (["generate", "a", "--spacing", "cosine"], "unknown spacing 'cosine'; valid: karras, logsnr, time"),
+    (["generate", "a", "--percentile", "1.5"], "--percentile should be less than or equal to 1"),
+    (["generate", "a", "--aug-level", "0,1"], "--aug-level[1] should be less than 1"),
     (["generate", "a", "--num-images", "0"], "--num-images"),
+    (["generate", "a", "--seed", "-1"], "--seed should be greater than or equal to 0"),
     (["generate", "a", "--stop-at-stage", "5"], "stop_at_stage"),
+    (["generate", "a", "--dtype", "int8"], "--dtype must be one of float32, float16, bfloat16"),
+    (["generate", "--from-png", "missing.png"], "cannot read missing.png"),
+    (["generate"], "give at least one prompt"),
     (["generate", "a", "-o", "x.jpg"], "must end in .png"),
     (["generate", "a", "--device", "cuda"], "no CUDA GPU"),
     (["generate", "a", "--device", "toaster"], "unknown device"),
@@ -85,15 +103,18 @@ def test_console_script_entry_point(model, tmp_path):
     if not exe.exists():
         pytest.skip("console script not installed in this environment")
     r = subprocess.run([str(exe), "generate", "--model", str(model), "--steps", "0", "a"], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.strip() == "error: --steps must be >= 1, got 0"
+    assert r.returncode == 2 and r.stderr.strip() == "error: --steps should be greater than or equal to 1, got 0"
     r = subprocess.run([str(exe), "info", str(model)], capture_output=True, text=True)
     assert r.returncode == 0 and "stage 1" in r.stdout
 
 
 def test_per_stage_values_parse_and_name_the_flag():
-    from openimagen.cli.values import per_stage_float
+    from openimagen.cli.values import per_stage, per_stage_float
     from openimagen.errors import InvalidArgumentError
 
+    assert per_stage("32,16", "--steps", int) == (32, 16) and per_stage("ddim", "--sampler") == "ddim"
+    with pytest.raises(InvalidArgumentError, match="--steps must be an integer"):
+        per_stage("3.5", "--steps", int)
     assert per_stage_float("4", "--guidance") == 4.0 and per_stage_float("4,1", "--guidance") == (4.0, 1.0)
     assert per_stage_float(None, "--guidance") is None and per_stage_float((4.0, 1.0), "--guidance") == (4.0, 1.0)
     for bad, match in (("x", "one per stage"), ("4,-1", ">= 0"), ("1.0", r"in \[0, 1\)")):
@@ -107,3 +128,43 @@ def test_generate_takes_one_guidance_per_stage(model, tmp_path, capsys):
     assert code == 0, err
     code, _, err = run(capsys, "generate", "a", "--model", model, "-o", tmp_path / "h.png", "--guidance", "3,1,1")
     assert code == 2 and "3 values but the cascade has 2 stages" in err
+
+
+def test_png_round_trip_through_from_png_gives_the_same_image(model, tmp_path, capsys):
+    """The record in a PNG re-creates it: same pixels, from the PNG alone (prompt, negative prompt, seed, every
+    per-stage setting, model). A PNG with no record gets one line."""
+    first = tmp_path / "first.png"
+    code, _, err = run(capsys, "generate", "a red square", "--model", model, "-o", first, "--steps", "3,2",
+                       "--seed", 9, "--negative-prompt", "blue", "--sampler", "ddim,euler", "--no-progress")
+    assert code == 0, err
+    again = tmp_path / "again.png"
+    code, _, err = run(capsys, "generate", "--from-png", first, "-o", again, "--no-progress")
+    assert code == 0 and "warning" not in err, err
+    a, b = Image.open(first), Image.open(again)
+    assert pixels(a) == pixels(b)
+    assert json.loads(a.text["openimagen"])["request"] == json.loads(b.text["openimagen"])["request"]
+    other = tmp_path / "other.png"
+    run(capsys, "generate", "a red square", "--model", model, "-o", other, "--steps", "3,2", "--seed", 10,
+        "--sampler", "ddim,euler", "--no-progress")
+    assert pixels(Image.open(other)) != pixels(a)          # the comparison can fail
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(plain)
+    code, _, err = run(capsys, "generate", "--from-png", plain, "-o", tmp_path / "z.png")
+    assert code == 2 and "has no openimagen generation record" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "generate", "a", "--from-png", first, "-o", tmp_path / "z.png")
+    assert code == 2 and "--from-png takes its prompt and settings from the PNG" in err
+
+
+def test_from_png_of_one_image_of_a_batch(model, tmp_path, capsys):
+    """Image k of a batch carries its own request (its prompt and seed alone); in bit-exact mode re-creating it
+    alone gives the same pixels."""
+    grid = tmp_path / "grid.png"
+    code, _, err = run(capsys, "generate", "a red square", "a blue circle", "--num-images", 2, "--model", model,
+                       "-o", grid, "--steps", 2, "--batch-invariant", "--no-progress")
+    assert code == 0, err
+    third = tmp_path / "grid-002.png"
+    req = json.loads(Image.open(third).text["openimagen"])["request"]
+    assert req["prompts"] == ["a blue circle"] and req["seed"] == 2 and req["batch_invariant"] is True
+    code, _, err = run(capsys, "generate", "--from-png", third, "-o", tmp_path / "again.png", "--no-progress")
+    assert code == 0, err
+    assert pixels(Image.open(third)) == pixels(Image.open(tmp_path / "again.png"))

@@ -29,8 +29,9 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement; the median is reported (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before the timed ones (default 1)")
     p.add_argument("--guidance", type=float, default=None, help="guidance weight for every stage (default: each stage's)")
-    p.add_argument("--batch-invariant", action="store_true", help="run the network image by image, as `generate` does "
-                                                                  "by default (default: batched, for throughput)")
+    p.add_argument("--batch-invariant", action="store_true", help="bit-exact mode: text encoder and network image by "
+                                                                  "image, as `generate --batch-invariant` (default: "
+                                                                  "batched, as `generate` by default)")
     p.add_argument("--prompt", default="a red circle above a blue square", help="prompt of every image")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output path (default bench.json)")

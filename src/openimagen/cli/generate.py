@@ -1,28 +1,56 @@
-"""``openimagen generate``: prompts in, PNGs out (with the prompt, seed and settings in their metadata)."""
+"""``openimagen generate``: prompts in, PNGs out, each PNG carrying the record that re-creates it.
+
+The flags build one :class:`~openimagen.pipeline.request.GenerationRequest` (validated before the model loads);
+every written image stores its own request, with each stage's resolved settings made explicit, plus the model's
+name and hash and the openimagen version, in a PNG text chunk ``openimagen`` (JSON). ``--from-png IMG`` reads
+that record back and makes the image again.
+"""
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
-from openimagen.cli.values import describe, per_stage_float
-from openimagen.errors import InvalidArgumentError
+from openimagen.cli.values import per_stage
+from openimagen.errors import InvalidArgumentError, ModelLoadError
+
+RECORD_KEY = "openimagen"
+DTYPES = ("float32", "float16", "bfloat16")
+# request field -> (flag, parser of one value); per-stage flags take "a" or "a,b" (base, then each SR stage)
+PER_STAGE_FLAGS = {"sampler": ("--sampler", str), "steps": ("--steps", int), "guidance": ("--guidance", float),
+                   "threshold": ("--threshold", str), "percentile": ("--percentile", float),
+                   "spacing": ("--spacing", str), "aug_level": ("--aug-level", float)}
+PER_STAGE_HELP = {
+    "sampler": "ddpm, ddim, dpmpp_2m, euler or heun", "steps": "sampling steps >= 1",
+    "guidance": "classifier-free guidance weight >= 0", "threshold": "none, static or dynamic thresholding",
+    "percentile": "dynamic-thresholding percentile in (0, 1]", "spacing": "sampling grid: time, logsnr or karras",
+    "aug_level": "SR stages: noise-augmentation level of the low-res input, in [0, 1)"}
 
 
 def add_generate_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate images from text prompts",
                               description="Generate images from prompts with a cascade. One image is written to "
-                                          "OUT; several are written as OUT-000.png, OUT-001.png, ... plus a grid at OUT.")
-    p.add_argument("prompts", nargs="+", help="one or more prompts (\"\" asks for an unconditional image)")
+                                          "OUT; several are written as OUT-000.png, OUT-001.png, ... plus a grid at "
+                                          "OUT. Per-stage settings take one value for every stage or one per stage, "
+                                          "base first (e.g. --steps 32,16); unset ones are each stage's default.")
+    p.add_argument("prompts", nargs="*", help="one or more prompts (\"\" asks for an unconditional image)")
     p.add_argument("-o", "--out", type=Path, default=Path("out.png"), help="output PNG path (default: out.png)")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps for every stage (default: each stage's)")
-    p.add_argument("--guidance", default=None, help="classifier-free guidance weight >= 0 for "
-                   "every stage, or one per stage such as 4,1 (default: each stage's)")
-    p.add_argument("--sampler", default=None, help="ddpm, ddim, dpmpp_2m, euler or heun (default: each stage's)")
+    p.add_argument("--negative-prompt", default=None,
+                   help="guide away from this text (instead of the null text), for every prompt")
+    for name, (flag, _) in PER_STAGE_FLAGS.items():
+        p.add_argument(flag, dest=name, default=None, help=f"{PER_STAGE_HELP[name]} (default: each stage's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k (default 0)")
     p.add_argument("--num-images", type=int, default=1, help="images per prompt (default 1)")
     p.add_argument("--stop-at-stage", type=int, default=None, help="stop after this stage index (0 = base only)")
+    p.add_argument("--batch-invariant", action="store_true",
+                   help="bit-exact mode: an image's bits do not depend on its batch (slower; see README)")
+    p.add_argument("--from-png", type=Path, default=None,
+                   help="re-create the image recorded in this openimagen PNG (its prompt, seed and settings)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16 "
+                   "(the sampler state stays float32; default float32)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.set_defaults(func=run_generate)
 
@@ -36,7 +64,7 @@ def png_info(meta: dict):
     return info
 
 
-def _progress(disabled: bool, pipe, steps):
+def _progress(disabled: bool, pipe, settings):
     """A tqdm bar per stage, driven by the pipeline's per-step callback."""
     if disabled:
         return None, lambda: None
@@ -48,9 +76,8 @@ def _progress(disabled: bool, pipe, steps):
         if stage not in bars:
             for b in bars.values():
                 b.close()
-            st = pipe.stages[stage].config
-            n = steps if steps is not None else st.sampling.steps
-            bars[stage] = tqdm(total=n, desc=f"stage {stage} ({st.resolution}px)", unit="step", leave=True)
+            res = pipe.stages[stage].config.resolution
+            bars[stage] = tqdm(total=settings[stage].steps, desc=f"stage {stage} ({res}px)", unit="step", leave=True)
         bars[stage].update(1)
 
     return callback, lambda: [b.close() for b in bars.values()]
@@ -68,44 +95,121 @@ def _check_device(device: str) -> str:
     return device
 
 
-def run_generate(args) -> int:
-    args.guidance = per_stage_float(args.guidance, "--guidance")
-    if args.steps is not None and args.steps < 1:
-        raise InvalidArgumentError(f"--steps must be >= 1, got {args.steps}")
-    if args.num_images < 1:
-        raise InvalidArgumentError(f"--num-images must be >= 1, got {args.num_images}")
-    if args.sampler is not None:
-        from openimagen.errors import check_choice
-        from openimagen.samplers import SAMPLERS
+FLAG_OF = {**{name: flag for name, (flag, _) in PER_STAGE_FLAGS.items()}, "num_images_per_prompt": "--num-images",
+           "stop_at_stage": "--stop-at-stage", "negative_prompt": "--negative-prompt", "seed": "--seed"}
 
-        check_choice("sampler", args.sampler, SAMPLERS)
+
+def _flag_named(e: InvalidArgumentError) -> InvalidArgumentError:
+    """The request's message with its field name written as the flag (``steps[1] ...`` -> ``--steps[1] ...``)."""
+    head = re.match(r"[a-z_]+", str(e))
+    if head and head.group(0) in FLAG_OF:
+        e.args = (FLAG_OF[head.group(0)] + str(e)[head.end():],)
+    return e
+
+
+def request_from_args(args):
+    """The generation request the flags describe (or the one recorded in ``--from-png``), and the model to use."""
+    from openimagen.pipeline.request import GenerationRequest
+
+    if args.from_png is not None:
+        given = [f for f in ("negative_prompt", *PER_STAGE_FLAGS) if getattr(args, f) is not None]
+        if args.prompts or given:
+            raise InvalidArgumentError("--from-png takes its prompt and settings from the PNG; give no prompts or "
+                                       f"sampling flags with it (got {', '.join(given) or 'prompts'})")
+        record = read_record(args.from_png)
+        request = GenerationRequest.from_dict(record["request"])
+        return request.model_copy(update={"batch_invariant": request.batch_invariant or args.batch_invariant}), record
+    if not args.prompts:
+        raise InvalidArgumentError("give at least one prompt (\"\" asks for an unconditional image), or --from-png")
+    settings = {name: per_stage(getattr(args, name), flag, parse) for name, (flag, parse) in PER_STAGE_FLAGS.items()}
+    try:
+        request = GenerationRequest(prompts=tuple(args.prompts), negative_prompt=args.negative_prompt,
+                                    num_images_per_prompt=args.num_images, seed=args.seed,
+                                    stop_at_stage=args.stop_at_stage, batch_invariant=args.batch_invariant,
+                                    **{k: v for k, v in settings.items() if v is not None})
+    except InvalidArgumentError as e:
+        raise _flag_named(e) from None
+    return request, None
+
+
+def read_record(path: Path) -> dict:
+    """The ``openimagen`` record of a PNG written by ``generate``; :class:`InvalidArgumentError` if there is none."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            text = dict(getattr(im, "text", {}) or {})
+    except (OSError, UnidentifiedImageError) as e:
+        raise InvalidArgumentError(f"--from-png: cannot read {path} as an image ({e.__class__.__name__})") from None
+    if RECORD_KEY not in text:
+        raise InvalidArgumentError(f"--from-png: {path} has no openimagen generation record (only PNGs written by "
+                                   f"`openimagen generate` have one)")
+    try:
+        record = json.loads(text[RECORD_KEY])
+    except json.JSONDecodeError:
+        raise InvalidArgumentError(f"--from-png: the generation record in {path} is not valid JSON") from None
+    if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
+        raise InvalidArgumentError(f"--from-png: the generation record in {path} has no request")
+    return record
+
+
+def _image_meta(out, k: int, model: str) -> dict:
+    rec = {**out.record(k), "model": model}
+    req = rec["request"]
+    return {"prompt": req["prompts"][0], "negative_prompt": req["negative_prompt"] or "", "seed": str(req["seed"]),
+            "model": model, "model_hash": out.model_hash, RECORD_KEY: rec}
+
+
+def run_generate(args) -> int:
+    import torch
+
     if args.out.suffix.lower() != ".png":
         raise InvalidArgumentError(f"--out must end in .png, got {args.out}")
+    if args.dtype not in DTYPES:
+        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    request, record = request_from_args(args)
     device = _check_device(args.device)
-    from openimagen.pipeline import Pipeline, make_grid
+    from openimagen.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(args.model, device=device)
-    callback, close = _progress(args.no_progress, pipe, args.steps)
+    model = args.model or (record or {}).get("model") or "default"
     try:
-        out = pipe(args.prompts, num_images_per_prompt=args.num_images, steps=args.steps, guidance=args.guidance,
-                   sampler=args.sampler, seed=args.seed, stop_at_stage=args.stop_at_stage, callback=callback)
+        pipe = Pipeline.from_pretrained(None if model == "default" else model, device=device,
+                                        dtype=getattr(torch, args.dtype))
+    except ModelLoadError as e:
+        if record is not None and args.model is None:
+            raise ModelLoadError(f"{e} (the model recorded in {args.from_png}; pass --model DIR)") from None
+        raise
+    if record is not None and record.get("model_hash") != pipe.model_hash:
+        print(f"warning: {args.from_png} was made by a model with hash {record.get('model_hash')}; this one is "
+              f"{pipe.model_hash}, so the image may differ", file=sys.stderr)
+    callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
+    try:
+        out = pipe(request, callback=callback)
     finally:
         close()
-    model = str(args.model) if args.model else "default"
-    prompts = [p for p in args.prompts for _ in range(args.num_images)]
-    settings = {"model": model, "sampler": args.sampler or "stage defaults", "steps": args.steps or "stage defaults",
-                "guidance": describe(args.guidance) if args.guidance is not None else "stage defaults"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    if len(out.images) == 1:
-        out.images[0].save(args.out, pnginfo=png_info({"prompt": prompts[0], "seed": str(out.seeds[0]), **settings}))
-        paths.append(args.out)
-    else:
-        for k, (im, prompt, seed) in enumerate(zip(out.images, prompts, out.seeds)):
-            path = args.out.with_name(f"{args.out.stem}-{k:03d}.png")
-            im.save(path, pnginfo=png_info({"prompt": prompt, "seed": str(seed), **settings}))
-            paths.append(path)
-        make_grid(out.images).save(args.out, pnginfo=png_info({"prompts": prompts, "seeds": out.seeds, **settings}))
+    paths = _write_images(out, args.out, model)
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
     print(f"wrote {args.out}" + (f" and {len(paths)} images beside it" if len(paths) > 1 else "") + f" ({timing})")
     return 0
+
+
+def _write_images(out, path: Path, model: str) -> list:
+    """Write each image with its record (one image: at ``path``; several: ``path``-NNN.png plus a grid at ``path``).
+    Every file is written through a temporary file and renamed, so an interrupted run leaves no half PNG."""
+    from openimagen.pipeline import make_grid
+    from openimagen.pipeline.io import atomic_write
+
+    def save(image, target: Path, meta: dict):
+        atomic_write(target, lambda tmp: image.save(tmp, format="PNG", pnginfo=png_info(meta)))
+
+    if len(out.images) == 1:
+        save(out.images[0], path, _image_meta(out, 0, model))
+        return [path]
+    paths = []
+    for k, image in enumerate(out.images):
+        target = path.with_name(f"{path.stem}-{k:03d}.png")
+        save(image, target, _image_meta(out, k, model))
+        paths.append(target)
+    save(make_grid(out.images), path, {"prompts": out.request.image_prompts, "seeds": out.seeds, "model": model,
+                                       "model_hash": out.model_hash})
+    return paths

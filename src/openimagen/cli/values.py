@@ -28,9 +28,18 @@ def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float =
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def describe(value) -> str:
-    """A per-stage value as the user wrote it: 4.0 -> "4.0", (4.0, 1.0) -> "4.0,1.0"."""
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+def per_stage(text: Optional[str], flag: str, parse: Callable[[str], object] = str):
+    """``"a"`` -> ``parse("a")`` (every stage); ``"a,b"`` -> ``(parse("a"), parse("b"))`` (base, then each SR stage);
+    None stays None. Types only: ranges are checked by the generation request. A value ``parse`` rejects raises
+    :class:`InvalidArgumentError` naming ``flag``."""
+    if text is None:
+        return None
+    try:
+        values = tuple(parse(t.strip()) for t in str(text).split(","))
+    except ValueError:
+        kind = {int: "an integer", float: "a number"}.get(parse, "a value")
+        raise InvalidArgumentError(f"{flag} must be {kind}, or one per stage separated by commas, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
 
 
 def run_command(func: Callable, args) -> int:

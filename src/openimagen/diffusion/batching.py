@@ -19,5 +19,8 @@ class PerSample:
 
     def __call__(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
         s = as_batch_sigma(sigma, x)
-        outs = [self.denoiser(x[i:i + 1], s[i:i + 1], cond.map(lambda t, i=i: t[i:i + 1])) for i in range(x.shape[0])]
+        # clone(): each image's inputs get a fresh allocation, so a kernel's alignment-dependent path cannot differ
+        # with the image's position in the batch
+        one = lambda t, i: t[i:i + 1].clone()  # noqa: E731
+        outs = [self.denoiser(one(x, i), one(s, i), cond.map(lambda t, i=i: one(t, i))) for i in range(x.shape[0])]
         return torch.cat(outs)

@@ -2,7 +2,9 @@
 
 Text tokens, their mask, the per-sample "text dropped" flag (classifier-free guidance,
 Ho & Salimans 2022), the low-res image of a super-resolution stage and its
-noise-augmentation level (Imagen, Saharia et al. 2022, Sec. 2.5) all travel here.
+noise-augmentation level (Imagen, Saharia et al. 2022, Sec. 2.5) all travel here, and
+optionally a negative prompt's tokens: the text of guidance's other branch
+(:meth:`Cond.unconditional`) in place of the learned null text.
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ class Cond:
     drop: Optional[torch.Tensor] = None     # (B,) bool, True: use the learned null text (unconditional)
     lowres: Optional[torch.Tensor] = None   # (B, C, h, w) low-res image in [-1, 1] (SR stages only)
     aug_sigma: Optional[torch.Tensor] = None  # (B,) noise-augmentation level of `lowres`, as sigma (VE)
+    neg_text: Optional[torch.Tensor] = None   # (B, L, D) negative prompts' tokens (guidance's other branch)
+    neg_mask: Optional[torch.Tensor] = None   # (B, L) bool
+    neg_drop: Optional[torch.Tensor] = None   # (B,) bool, True: that sample's negative prompt is the null text
 
     @property
     def batch_size(self) -> int:
@@ -26,6 +31,18 @@ class Cond:
 
     def with_drop(self, drop: torch.Tensor) -> "Cond":
         return replace(self, drop=drop)
+
+    def conditional(self) -> "Cond":
+        """The prompt branch of classifier-free guidance (this cond without its negative prompts)."""
+        return replace(self, neg_text=None, neg_mask=None, neg_drop=None)
+
+    def unconditional(self) -> "Cond":
+        """The other branch of classifier-free guidance: each sample's negative prompt where one was given (an empty
+        one is flagged ``neg_drop``, i.e. the null text), else the learned null text for every sample."""
+        if self.neg_text is None:
+            return self.with_drop(torch.ones(self.batch_size, dtype=torch.bool, device=self.text.device))
+        drop = self.neg_drop if self.neg_drop is not None else torch.zeros_like(self.drop_mask())
+        return replace(self.conditional(), text=self.neg_text, mask=self.neg_mask, drop=drop)
 
     def map(self, fn) -> "Cond":
         """Apply ``fn`` to every tensor field (e.g. ``lambda t: t.to(device)`` or a batch index)."""

@@ -37,10 +37,28 @@ def as_batch_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
 
 
 class Denoiser(nn.Module):
+    """D(x; s) = c_skip x + c_out F(c_in x, c_noise; cond) around a raw network F.
+
+    Precision (as in EDM and k-diffusion): ``x``, ``sigma``, the coefficients and the returned x0_hat are float32
+    (the sampler's state); only F runs in the network's dtype (``self.dtype``: float32, float16 or bfloat16), its
+    inputs cast to it and its output cast back. ``device``/``dtype`` are recorded here, taken from the network
+    when built and updated by ``.to()``/``.half()``/... (``_apply``), so nothing reads them off the weights:
+    a quantized or adapter-wrapped network works the same.
+    """
+
     def __init__(self, net: nn.Module, param: ParamConfig):
         super().__init__()
         self.net = net
         self.param = param
+        first = next(net.parameters(), None)
+        self.device = first.device if first is not None else torch.device("cpu")
+        self.dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        probe = fn(torch.empty(0, device=self.device, dtype=self.dtype))   # where .to()/.half()/... sends floats
+        self.device, self.dtype = probe.device, probe.dtype
+        return self
 
     def net_output(self, x: torch.Tensor, sigma, cond: Cond) -> tuple[torch.Tensor, Coefficients]:
         """The raw network output F and the coefficients used (for the loss, which targets F)."""
@@ -49,10 +67,11 @@ class Denoiser(nn.Module):
         lowres = c_aug = None
         if cond.lowres is not None:
             aug = cond.aug_sigma if cond.aug_sigma is not None else torch.zeros_like(s)
-            lowres = cond.lowres * append_dims((1 + aug * aug).rsqrt(), cond.lowres.ndim)
-            c_aug = noise_input(aug)
-        f = self.net(c.c_in * x, c.c_noise.reshape(-1), cond.text, cond.mask,
-                     text_drop=cond.drop, lowres=lowres, c_aug=c_aug)
+            aug = aug.to(s.dtype)
+            lowres = (cond.lowres.to(x.dtype) * append_dims((1 + aug * aug).rsqrt(), cond.lowres.ndim)).to(self.dtype)
+            c_aug = noise_input(aug).to(self.dtype)
+        f = self.net((c.c_in * x).to(self.dtype), c.c_noise.reshape(-1).to(self.dtype), cond.text.to(self.dtype),
+                     cond.mask, text_drop=cond.drop, lowres=lowres, c_aug=c_aug)
         return f, c
 
     def forward(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:

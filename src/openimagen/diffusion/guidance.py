@@ -4,7 +4,9 @@ Both are wrappers around the denoiser contract, so every sampler gets them for f
 
 Guidance: x0_tilde = x0_u + w (x0_c - x0_u), i.e. Imagen's eps_tilde = w eps_c + (1 - w) eps_u carried
 to x0 (the map eps -> x0 = x - s eps is affine, so the weights, summing to 1, carry over). Cond and uncond
-run in ONE batched forward pass; w = 1 skips the unconditional half.
+run in ONE batched forward pass; w = 1 skips the unconditional half. The "uncond" branch is the learned null
+text, or a negative prompt where the cond carries one (``Cond.unconditional``): guidance then moves toward
+the prompt and away from the negative prompt.
 
 Thresholding is applied to x0_hat in exactly one place (``Thresholded``):
   static:  clip x0_hat to [-1, 1];
@@ -30,8 +32,7 @@ class ClassifierFreeGuidance:
             return self.denoiser(x, sigma, cond)
         b = x.shape[0]
         s = as_batch_sigma(sigma, x)
-        drop_all = torch.ones(b, dtype=torch.bool, device=x.device)
-        both = Cond.cat([cond, cond.with_drop(drop_all)])
+        both = Cond.cat([cond.conditional(), cond.unconditional()])
         x0 = self.denoiser(torch.cat([x, x]), torch.cat([s, s]), both)   # (2B, C, H, W)
         x0_c, x0_u = x0[:b], x0[b:]
         return x0_u + self.scale * (x0_c - x0_u)

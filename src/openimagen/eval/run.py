@@ -129,7 +129,7 @@ def generate_batches(pipe, prompts: list, settings: EvalSettings, timings: dict)
     """Generate ``settings.images_per_prompt`` images of every prompt, ``settings.batch_size`` prompts per pipeline
     call; yields ``(start, output)`` per call, image ``j`` of ``output.images`` being image ``j % n`` of prompt
     ``start + j // n``. Prompt i's image k gets seed ``settings.seed + i * n + k`` (the same images in any batch
-    size); the pipeline's ``timings`` are added into ``timings``."""
+    size, up to the batched mode's one 8-bit step, README "Reproducibility"); the pipeline's ``timings`` are added into ``timings``."""
     n = settings.images_per_prompt
     for start in range(0, len(prompts), settings.batch_size):
         res = pipe(list(prompts[start:start + settings.batch_size]), num_images_per_prompt=n, steps=settings.steps,

@@ -43,7 +43,7 @@ class BenchSettings:
     repeats: int = 3                    # timed calls per measurement (the median is reported)
     warmup: int = 1                     # untimed calls before them
     guidance: Optional[float] = None    # guidance weight for every stage; None: each stage's default
-    batch_invariant: bool = False       # True: the network runs image by image, as `generate` does by default
+    batch_invariant: bool = False       # True: bit-exact mode, the network runs image by image (generate --batch-invariant)
     prompt: str = "a red circle above a blue square"
     seed: int = 0
 

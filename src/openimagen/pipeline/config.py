@@ -12,43 +12,52 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
 from openimagen.diffusion.guidance import THRESHOLDS
 from openimagen.diffusion.parameterization import PARAMETERIZATIONS, ParamConfig
 from openimagen.diffusion.schedules import SPACINGS, ScheduleConfig
-from openimagen.errors import ConfigError
+from openimagen.errors import ConfigError, check_choice
 from openimagen.nn import UNetConfig
 from openimagen.samplers import SAMPLERS
 
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
+def _choice(kind: str, valid) -> AfterValidator:
+    return AfterValidator(lambda name: check_choice(kind, name, valid))
+
+
+# Each sampling setting's type and range, declared once: SamplingConfig (a stage's defaults, read from its
+# config.json) and GenerationRequest (a call's per-stage overrides) are both built from these.
+MAX_STEPS = 10_000
+SamplerName = Annotated[str, Strict(), _choice("sampler", SAMPLERS)]
+Steps = Annotated[int, Strict(), Field(ge=1, le=MAX_STEPS)]
+Guidance = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+ThresholdName = Annotated[str, Strict(), _choice("threshold", THRESHOLDS)]
+Percentile = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
+SpacingName = Annotated[str, Strict(), _choice("spacing", SPACINGS)]
+AugLevel = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
+SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level")
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class SamplingConfig:
-    """A stage's sampling defaults; every one can be overridden per call."""
+    """A stage's sampling settings, checked when built (a bad value raises pydantic's ``ValidationError``;
+    :func:`openimagen.configs.dataclass_from_dict` and the request turn it into one line). Every field can be
+    overridden per call through :class:`~openimagen.pipeline.request.GenerationRequest`."""
 
-    sampler: str = "dpmpp_2m"     # see openimagen.samplers.SAMPLERS
-    steps: int = 20
-    guidance: float = 4.0         # classifier-free guidance weight w (Imagen: 1-10 base, up to 8 SR)
-    threshold: str = "dynamic"    # "none" | "static" | "dynamic" (Imagen Sec. 2.3)
-    percentile: float = 0.995     # dynamic thresholding percentile p
-    spacing: str = "time"         # sampling grid: "time" | "logsnr" | "karras"
-    aug_level: float = 0.2        # SR stages: noise-augmentation level of the low-res input, as schedule time t
-
-    def validate(self) -> "SamplingConfig":
-        for name, value, valid in (("sampler", self.sampler, SAMPLERS), ("threshold", self.threshold, THRESHOLDS),
-                                   ("spacing", self.spacing, SPACINGS)):
-            if value not in valid:
-                raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(sorted(valid))}")
-        if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if not self.guidance >= 0:
-            raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
-        if not 0.0 <= self.aug_level < 1.0:
-            raise ConfigError(f"aug_level must be in [0, 1), got {self.aug_level}")
-        return self
+    sampler: SamplerName = "dpmpp_2m"   # see openimagen.samplers.SAMPLERS
+    steps: Steps = 20                   # sampler steps (network evaluations: samplers.evaluations)
+    guidance: Guidance = 4.0            # classifier-free guidance weight w (Imagen: 1-10 base, up to 8 SR)
+    threshold: ThresholdName = "dynamic"  # "none" | "static" | "dynamic" (Imagen Sec. 2.3)
+    percentile: Percentile = 0.995      # dynamic thresholding percentile p, in (0, 1]
+    spacing: SpacingName = "time"       # sampling grid: "time" | "logsnr" | "karras"
+    aug_level: AugLevel = 0.2           # SR stages: noise-augmentation level of the low-res input, schedule time t
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,6 @@ class StageConfig:
 
     def validate(self) -> "StageConfig":
         self.unet.validate()
-        self.sampling.validate()
         if self.param.name not in PARAMETERIZATIONS:
             raise ConfigError(f"unknown parameterization {self.param.name!r}; valid: {', '.join(PARAMETERIZATIONS)}")
         if self.unet.lowres_cond != self.is_super_resolution:

@@ -5,6 +5,7 @@ foreign weights file, weights of another architecture) becomes a one-line ``Mode
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from openimagen.errors import ConfigError, ModelLoadError
+from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError
 
 CONFIG_NAME, WEIGHTS_NAME, PIPELINE_NAME = "config.json", "model.safetensors", "pipeline.json"
 
@@ -51,6 +52,25 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], dtype: torch.dtype 
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors (names, dtypes, shapes and bytes, in name order), hex."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelLoadError(f"weights file {path} is missing")
@@ -85,8 +105,8 @@ def check_model_dir(path) -> Path:
 
 
 def config_error_as_load_error(path: Path, fn, *args):
-    """Run ``fn(*args)``; a ConfigError becomes a ModelLoadError naming ``path``."""
+    """Run ``fn(*args)``; a ConfigError (or a bad value or name in the config) becomes a ModelLoadError naming ``path``."""
     try:
         return fn(*args)
-    except ConfigError as e:
+    except (ConfigError, InvalidArgumentError) as e:
         raise ModelLoadError(f"{path}: {e}") from None

@@ -7,6 +7,8 @@ stage upsamples the previous stage's output. Seeds: image k of a call (prompts i
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -18,24 +20,37 @@ import torch
 from PIL import Image
 
 from openimagen.diffusion.cond import Cond
-from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError, check_choice, is_int_at_least
+from openimagen.errors import GenerationError, InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.config import PipelineConfig, SamplingConfig
 from openimagen.pipeline.io import (PIPELINE_NAME, check_model_dir, config_error_as_load_error, read_json,
-                                    write_json)
-from openimagen.pipeline.stage import Stage
-from openimagen.samplers import SAMPLERS, generators_from_seeds
+                                    tensors_sha256, write_json)
+from openimagen.pipeline.request import GenerationRequest
+from openimagen.pipeline.stage import NetTransform, Stage
+from openimagen.samplers import generators_from_seeds
 from openimagen.text import TextEncoder, load_text_encoder
 
-PerStage = Union[None, int, float, str, Sequence]
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
 @dataclass
 class PipelineOutput:
+    """What a call made, and exactly how."""
+
     images: list                                            # PIL images of the last stage run
-    stages: list = field(default_factory=list)              # per stage: (B, C, R, R) tensor in [-1, 1]
+    stages: list = field(default_factory=list)              # per stage: (B, C, R, R) float32 tensor in [-1, 1]
     timings: dict = field(default_factory=dict)             # seconds: "text", "stage0", "stage1", ..., "total"
     seeds: list = field(default_factory=list)               # seed of each image
+    request: Optional[GenerationRequest] = None             # the validated request
+    settings: list = field(default_factory=list)            # the SamplingConfig each stage ran with (resolved)
+    model_hash: str = ""                                    # Pipeline.model_hash of the model that ran
+
+    def record(self, k: int) -> dict:
+        """JSON-ready record that re-creates image ``k``: openimagen version, model hash and the request for that
+        image alone with every per-stage setting explicit (``GenerationRequest.from_dict(record["request"])``)."""
+        from openimagen import __version__
+
+        return {"openimagen_version": __version__, "model_hash": self.model_hash,
+                "request": self.request.for_image(k, self.settings).to_dict()}
 
 
 def to_pil(images: torch.Tensor) -> list:
@@ -53,15 +68,6 @@ def make_grid(images: list, cols: Optional[int] = None) -> Image.Image:
     for k, im in enumerate(images):
         grid.paste(im, ((k % cols) * w, (k // cols) * h))
     return grid
-
-
-def _per_stage(value: PerStage, n: int, name: str) -> list:
-    if value is None or isinstance(value, (int, float, str)):
-        return [value] * n
-    value = list(value)
-    if len(value) != n:
-        raise InvalidArgumentError(f"{name} has {len(value)} values but the cascade has {n} stages")
-    return value
 
 
 class Pipeline:
@@ -85,7 +91,13 @@ class Pipeline:
     # --- persistence ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path=None, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                        text_encoder: Optional[TextEncoder] = None) -> "Pipeline":
+                        text_encoder: Optional[TextEncoder] = None,
+                        transform: Optional[NetTransform] = None) -> "Pipeline":
+        """Load a model directory (default: the shipped default model). ``dtype`` (float32, float16, bfloat16) is the
+        networks' precision; sampling state stays float32. ``transform(net) -> net`` is applied to each stage's
+        network after its weights are loaded (LoRA, quantization)."""
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise InvalidArgumentError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
         if path is None:
             if not (DEFAULT_MODEL_DIR / PIPELINE_NAME).is_file():
                 raise ModelLoadError(f"the shipped default model is missing from {DEFAULT_MODEL_DIR} (a broken "
@@ -93,7 +105,7 @@ class Pipeline:
             path = DEFAULT_MODEL_DIR
         root = check_model_dir(path)
         cfg = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict, read_json(root / PIPELINE_NAME))
-        stages = [Stage.load(root / name).to(device=device, dtype=dtype).eval() for name in cfg.stages]
+        stages = [Stage.load(root / name, transform).to(device=device, dtype=dtype).eval() for name in cfg.stages]
         if text_encoder is None:
             text_encoder = load_text_encoder(cfg.text_encoder, max_length=cfg.max_length, device=device)
         return cls(text_encoder, stages, cfg)
@@ -110,85 +122,88 @@ class Pipeline:
     def resolutions(self) -> list[int]:
         return [s.config.resolution for s in self.stages]
 
-    def encode(self, prompts: list[str]) -> Cond:
-        emb = self.text_encoder.encode(prompts)
-        drop = torch.tensor([p.strip() == "" for p in prompts], dtype=torch.bool, device=emb.tokens.device)
-        return Cond(text=emb.tokens.float(), mask=emb.mask, drop=drop)
+    @property
+    def model_hash(self) -> str:
+        """A short hash (16 hex) of what makes this model: the pipeline and stage configs and each stage's weights
+        (the SHA-256 of the weights file it was loaded from, or of its tensors if built in code)."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for st in self.stages:
+            h.update(json.dumps(st.config.to_dict(), sort_keys=True).encode())
+            h.update((st.weights_sha256 or tensors_sha256(st.denoiser.net.state_dict())).encode())
+        return h.hexdigest()[:16]
+
+    def encode(self, prompts: Sequence[str], negative_prompts: Optional[Sequence[str]] = None,
+               batch_invariant: bool = False) -> Cond:
+        """Text conditioning of each image: (B, L, D) tokens and (B, L) mask; ``drop`` flags empty prompts (the null
+        text). With ``negative_prompts`` (one per image) the cond carries them for guidance's other branch.
+
+        Each distinct text is encoded once. ``batch_invariant``: one encoder call per text (batch of 1), so its
+        tokens have the same bits whatever else is in the call; otherwise all texts go in one batch (faster)."""
+        texts = list(prompts) + list(negative_prompts or [])
+        unique = list(dict.fromkeys(texts))
+        if batch_invariant:
+            embs = [self.text_encoder.encode([u]) for u in unique]
+            tokens, mask = torch.cat([e.tokens for e in embs]), torch.cat([e.mask for e in embs])
+        else:
+            emb = self.text_encoder.encode(unique)
+            tokens, mask = emb.tokens, emb.mask
+        row = {u: i for i, u in enumerate(unique)}
+        idx = torch.tensor([row[t] for t in texts], device=tokens.device)
+        tokens, mask = tokens.float()[idx], mask[idx]
+        empty = torch.tensor([t.strip() == "" for t in texts], dtype=torch.bool, device=tokens.device)
+        b = len(prompts)
+        cond = Cond(text=tokens[:b], mask=mask[:b], drop=empty[:b])
+        if negative_prompts is None:
+            return cond
+        return replace(cond, neg_text=tokens[b:], neg_mask=mask[b:], neg_drop=empty[b:])
 
     @torch.no_grad()
-    def __call__(self, prompts: Union[str, Sequence[str]], num_images_per_prompt: int = 1, steps: PerStage = None,
-                 guidance: PerStage = None, sampler: PerStage = None, seed: int = 0,
-                 stop_at_stage: Optional[int] = None, callback: Optional[Callable] = None,
-                 size: Optional[int] = None, aug_level: PerStage = None, batch_invariant: bool = True) -> PipelineOutput:
-        """Generate images. ``steps``/``guidance``/``sampler``/``aug_level``: one value for every stage, a list with
-        one per stage, or None for each stage's default. ``callback(stage, step, sigma, x, x0_hat)`` per step.
-        ``batch_invariant=False`` batches the network over all images: faster, but the last bits of an image may
-        then depend on the batch it is in."""
-        prompts = self._check_prompts(prompts, num_images_per_prompt)
-        last = self._check_stop(stop_at_stage)
-        if size is not None and size != self.stages[last].config.resolution:
-            raise InvalidArgumentError(f"this model makes {self.stages[last].config.resolution}x"
-                                       f"{self.stages[last].config.resolution} images (stage resolutions "
-                                       f"{self.resolutions}); got size {size}")
-        sampling = self.sampling_configs(sampler=sampler, steps=steps, guidance=guidance, aug_level=aug_level)
+    def __call__(self, prompts: Union[str, Sequence[str], GenerationRequest, None] = None, *,
+                 callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+        """Generate images: ``pipe(prompts, negative_prompt=..., steps=..., guidance=..., seed=...)`` builds a
+        :class:`GenerationRequest` from the keyword arguments (its fields; per-stage settings take one value or one
+        per stage), ``pipe(request)`` runs one. ``callback(stage, step, sigma, x, x0_hat)`` sees every step.
+
+        Raises :class:`InvalidArgumentError` (or :class:`UnknownNameError`) naming the bad field, before any work;
+        :class:`GenerationError` if a stage produces non-finite values (broken weights or settings)."""
+        if isinstance(prompts, GenerationRequest):
+            if settings:
+                raise InvalidArgumentError(f"pass a GenerationRequest or keyword settings, not both "
+                                           f"(got {', '.join(sorted(settings))})")
+            request = prompts
+        else:
+            request = GenerationRequest(prompts=prompts, **settings)
+        return self.generate(request, callback)
+
+    def resolve(self, request: GenerationRequest) -> list[SamplingConfig]:
+        """The sampling settings each stage that runs would use for ``request`` (see ``GenerationRequest.resolve``)."""
+        return request.resolve([st.config.sampling for st in self.stages], self.resolutions)
+
+    def sampling_configs(self, **overrides) -> list[SamplingConfig]:
+        """Every stage's sampling settings with per-stage ``overrides`` applied (request fields such as ``sampler``,
+        ``steps``, ``guidance``, ``aug_level``), validated as a request's are."""
+        return self.resolve(GenerationRequest(prompts=("",), **overrides))
+
+    def generate(self, request: GenerationRequest, callback: Optional[Callable] = None) -> PipelineOutput:
+        """Run a validated request through the cascade (``__call__`` without the argument handling)."""
+        settings = self.resolve(request)
         t0 = time.perf_counter()
-        cond = self.encode(prompts)
-        out = PipelineOutput(images=[], seeds=[seed + k for k in range(len(prompts))])
+        cond = self.encode(request.image_prompts, request.image_negative_prompts, request.batch_invariant)
+        out = PipelineOutput(images=[], seeds=request.seeds, request=request, settings=settings,
+                             model_hash=self.model_hash)
         out.timings["text"] = time.perf_counter() - t0
         generators = generators_from_seeds(out.seeds)
         x = None
-        for i, stage in enumerate(self.stages[: last + 1]):
+        for i, (stage, sampling) in enumerate(zip(self.stages, settings)):
             ts = time.perf_counter()
             cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
-            x = stage.sample(cond, generators, sampling[i], lowres=x, callback=cb, batch_invariant=batch_invariant)
+            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb,
+                             batch_invariant=request.batch_invariant)
+            if not torch.isfinite(x).all():
+                raise GenerationError(f"stage {i} ({self.config.stages[i]}) produced non-finite values (NaN or "
+                                      f"inf): its weights or settings are broken; no image was written")
             out.stages.append(x)
             out.timings[f"stage{i}"] = time.perf_counter() - ts
         out.images = to_pil(x)
         out.timings["total"] = time.perf_counter() - t0
         return out
-
-    def sampling_configs(self, sampler: PerStage = None, steps: PerStage = None, guidance: PerStage = None,
-                         aug_level: PerStage = None) -> list[SamplingConfig]:
-        """Each stage's sampling config with the overrides of a call applied (same arguments as ``__call__``)."""
-        n = len(self.stages)
-        return [self._sampling(st.config.sampling, sm, stp, g, a) for st, sm, stp, g, a in
-                zip(self.stages, _per_stage(sampler, n, "sampler"), _per_stage(steps, n, "steps"),
-                    _per_stage(guidance, n, "guidance"), _per_stage(aug_level, n, "aug_level"))]
-
-    # --- argument checks (one-line errors, before any work) ---------------------------------------
-    @staticmethod
-    def _check_prompts(prompts, num_images_per_prompt) -> list[str]:
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = list(prompts) if prompts is not None else []
-        if not prompts:
-            raise InvalidArgumentError("no prompts given (an empty string \"\" asks for an unconditional image)")
-        bad = [p for p in prompts if not isinstance(p, str)]
-        if bad:
-            raise InvalidArgumentError(f"prompts must be strings, got {type(bad[0]).__name__}")
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise InvalidArgumentError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
-        return [p for p in prompts for _ in range(num_images_per_prompt)]
-
-    def _check_stop(self, stop_at_stage) -> int:
-        n = len(self.stages)
-        if stop_at_stage is None:
-            return n - 1
-        if not isinstance(stop_at_stage, int) or not 0 <= stop_at_stage < n:
-            raise InvalidArgumentError(f"stop_at_stage must be an integer in 0..{n - 1}, got {stop_at_stage!r}")
-        return stop_at_stage
-
-    @staticmethod
-    def _sampling(default: SamplingConfig, sampler, steps, guidance, aug_level) -> SamplingConfig:
-        changes = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance),
-                                     ("aug_level", aug_level)) if v is not None}
-        if sampler is not None:
-            check_choice("sampler", sampler, SAMPLERS)
-        if "steps" in changes and not is_int_at_least(steps, 1):
-            raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}")
-        if "guidance" in changes and not (isinstance(guidance, (int, float)) and guidance >= 0):
-            raise InvalidArgumentError(f"guidance must be a number >= 0, got {guidance!r}")
-        try:
-            return replace(default, **changes).validate()
-        except ConfigError as e:
-            raise InvalidArgumentError(str(e)) from None

@@ -6,6 +6,7 @@ conditioning augmentation": lowres + s_aug n, with s_aug given to the network).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -20,17 +21,35 @@ from openimagen.diffusion.schedules import make_schedule, sampling_sigmas
 from openimagen.errors import InvalidArgumentError
 from openimagen.nn import EfficientUNet, count_parameters
 from openimagen.pipeline.config import SamplingConfig, StageConfig
-from openimagen.pipeline.io import (CONFIG_NAME, WEIGHTS_NAME, config_error_as_load_error, load_state_into,
-                                    load_weights, read_json, save_weights, write_json)
+from openimagen.pipeline.io import (CONFIG_NAME, WEIGHTS_NAME, config_error_as_load_error, file_sha256,
+                                    load_state_into, load_weights, read_json, save_weights, write_json)
 from openimagen.samplers import get_sampler, randn
+
+NetTransform = Callable[[nn.Module], nn.Module]
 
 
 class Stage(nn.Module):
+    """One stage: its config, its denoiser and schedule, and ``sample``.
+
+    ``device`` and ``dtype`` are the network's, held explicitly by the denoiser and updated by ``.to(...)``; the
+    sampler's state (noise, x, sigmas, history) stays float32 whatever ``dtype`` is (fp16/bf16 run the network
+    only). ``weights_sha256`` is the SHA-256 of the weights file the stage was loaded from (None if built in code).
+    """
+
     def __init__(self, config: StageConfig):
         super().__init__()
         self.config = config.validate()
         self.denoiser = Denoiser(EfficientUNet(config.unet), config.param)
         self.schedule = make_schedule(config.schedule)
+        self.weights_sha256: Optional[str] = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.denoiser.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.denoiser.dtype
 
     @property
     def num_parameters(self) -> int:
@@ -43,11 +62,17 @@ class Stage(nn.Module):
         save_weights(folder / WEIGHTS_NAME, self.denoiser.net.state_dict(), dtype)
 
     @classmethod
-    def load(cls, folder: Path) -> "Stage":
+    def load(cls, folder: Path, transform: Optional[NetTransform] = None) -> "Stage":
+        """Read ``config.json`` and ``model.safetensors`` from ``folder`` (strictly: every weight present, none extra,
+        shapes matching), then apply ``transform`` to the loaded network: the one hook where later work changes a
+        network after its weights are in (LoRA adapters, quantization), ``transform(net) -> net``."""
         folder = Path(folder)
         cfg = config_error_as_load_error(folder / CONFIG_NAME, StageConfig.from_dict, read_json(folder / CONFIG_NAME))
         stage = cls(cfg)
         load_state_into(stage.denoiser.net, load_weights(folder / WEIGHTS_NAME), folder / WEIGHTS_NAME)
+        stage.weights_sha256 = file_sha256(folder / WEIGHTS_NAME)
+        if transform is not None:
+            stage.denoiser.net = transform(stage.denoiser.net)
         return stage
 
     # --- sampling ----------------------------------------------------------------------------
@@ -69,26 +94,24 @@ class Stage(nn.Module):
 
         ``batch_invariant``: evaluate the network image by image so a seed gives the same bits in any batch
         (see ``openimagen.diffusion.batching``); False batches all images for throughput."""
-        sampling = sampling.validate()
         b = cond.batch_size
         if len(generators) != b:
             raise InvalidArgumentError(f"need one generator per image: got {len(generators)} for {b} images")
-        param = next(self.denoiser.parameters())
-        device, dtype = param.device, param.dtype
+        device, state = self.device, torch.float32                 # the sampler's state stays float32
         if self.config.is_super_resolution:
             if lowres is None:
                 raise InvalidArgumentError("a super-resolution stage needs the low-res image")
             r = self.config.lowres_resolution
             if tuple(lowres.shape[-2:]) != (r, r):
                 raise InvalidArgumentError(f"this stage upsamples {r}x{r} images, got {tuple(lowres.shape[-2:])}")
-            lowres, s_aug = self.augment_lowres(lowres.to(device, dtype), sampling.aug_level, generators)
-            cond = Cond(cond.text, cond.mask, cond.drop, lowres, s_aug)
-        cond = cond.map(lambda t: t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device))
-        sigmas = sampling_sigmas(self.schedule, sampling.steps, sampling.spacing, t_max=t_max).to(device)
+            lowres, s_aug = self.augment_lowres(lowres.to(device, state), sampling.aug_level, generators)
+            cond = replace(cond, lowres=lowres, aug_sigma=s_aug)
+        cond = cond.map(lambda t: t.to(device=device, dtype=state) if t.is_floating_point() else t.to(device))
+        sigmas = sampling_sigmas(self.schedule, sampling.steps, sampling.spacing, t_max=t_max)
         shape = (b, self.config.unet.out_channels, self.config.resolution, self.config.resolution)
-        x = randn(shape, generators, device, dtype) * sigmas[0]
+        x = randn(shape, generators, device, state) * sigmas[0].to(state)
         if init is not None:
-            x = x + init.to(device, dtype)
+            x = x + init.to(device, state)
         den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile)
         if batch_invariant and b > 1:
             den = PerSample(den)

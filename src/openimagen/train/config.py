@@ -33,6 +33,7 @@ from openimagen.diffusion.schedules import ScheduleConfig
 from openimagen.errors import ConfigError
 from openimagen.nn import UNetConfig, get_preset
 from openimagen.pipeline.config import SamplingConfig, StageConfig
+from openimagen.validation import checked
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMISERS = ("adamw", "adafactor")
@@ -309,4 +310,5 @@ def _build(cls, d: Any, prefix: str):
     for key in d:
         if key not in names:
             raise ConfigError(f"unknown key '{prefix}{key}' (valid: {', '.join(sorted(names))})")
-    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in d.items()})
+    values = {k: _convert(v, hints[k], prefix + k) for k, v in d.items()}
+    return checked(lambda: cls(**values), ConfigError, values, prefix[:-1])

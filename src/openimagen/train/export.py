@@ -21,6 +21,7 @@ from openimagen.pipeline import PipelineConfig, Stage
 from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, write_json
 from openimagen.text.registry import DEFAULT_NAMES
 from openimagen.train.checkpoint import EMA, Checkpoint
+from openimagen.validation import checked
 
 
 def _encoder_key(spec: str) -> str:
@@ -53,11 +54,11 @@ def check_chain(ckpts: list[Checkpoint]) -> tuple[str, int]:
 
 def parse_sampling(spec: str) -> dict:
     """``"steps=32,guidance=2"`` -> ``{"steps": 32, "guidance": 2.0}``: SamplingConfig fields, typed and checked."""
-    from dataclasses import fields
+    import typing
 
     from openimagen.pipeline import SamplingConfig
 
-    types = {f.name: f.type for f in fields(SamplingConfig)}
+    types = typing.get_type_hints(SamplingConfig)        # without extras: the plain int, float or str of each field
     out = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         key, sep, value = item.partition("=")
@@ -70,7 +71,7 @@ def parse_sampling(spec: str) -> dict:
         except ValueError:
             what = "an integer" if kind in (int, "int") else "a number"
             raise ConfigError(f"bad sampling default {item!r}: {key} takes {what}") from None
-    replace(SamplingConfig(), **out).validate()
+    checked(lambda: replace(SamplingConfig(), **out), ConfigError, out, "bad sampling default")
     return out
 
 
@@ -95,7 +96,8 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
         for name, ckpt, override in zip(names, ckpts, sampling):
             cfg = ckpt.stage_config()
             if override:
-                cfg = replace(cfg, sampling=replace(cfg.sampling, **override).validate())
+                sampling_cfg = checked(lambda: replace(cfg.sampling, **override), ConfigError, override, "sampling")
+                cfg = replace(cfg, sampling=sampling_cfg)
             stage = Stage(cfg)
             load_state_into(stage.denoiser.net, ckpt.tensors(EMA), ckpt.path / EMA)
             stage.save(tmp / name, torch.float16 if fp16 else None)

@@ -1,0 +1,101 @@
+"""One validating mechanism for settings: pydantic types, and one line for the user when a value is wrong.
+
+Settings (the typed generation request, sampling configs) declare each field's type and range once, with
+``typing.Annotated`` and pydantic's ``Field``/``Strict``; pydantic checks them when the object is built.
+:func:`one_line` turns pydantic's multi-line ``ValidationError`` into the one line openimagen's errors promise,
+with a dotted field name and the value given, e.g. ``steps[1] should be greater than or equal to 1, got 0``.
+
+A value error raised by a field validator (for example :class:`~openimagen.errors.UnknownNameError` for an
+unknown sampler name, which lists the valid ones) keeps its type where it is a kind of the error asked for (an
+``InvalidArgumentError`` for requests; config files raise ``ConfigError`` throughout).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Type, TypeVar
+
+from pydantic import ValidationError
+
+from openimagen.errors import OpenImagenError
+
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+T = TypeVar("T")
+
+
+def _is_tag(part) -> bool:
+    """pydantic's name for a union member in an error location ('constrained-int', 'tuple[...]', 'function-after[...]');
+    field names never contain '-' or '['."""
+    return isinstance(part, str) and ("-" in part or "[" in part)
+
+
+def _path(loc: tuple) -> str:
+    """('steps', 'tuple[constrained-int, ...]', 1) -> 'steps[1]': dotted fields, [i] indices, union tags dropped."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _is_tag(part):
+            out += f".{part}" if out else part
+    return out
+
+
+def _value_at(data: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _pick(errors: list[dict], data: Any) -> dict:
+    """The error to report. For a value that may be one item or a sequence (a per-stage setting), pydantic reports
+    a failure for each union member; report the member matching what the user gave."""
+    for err in errors:
+        tags = [p for p in err["loc"] if _is_tag(p)]
+        if not tags:
+            return err
+        field = tuple(p for p in err["loc"][:err["loc"].index(tags[0])] if not _is_tag(p))
+        given_seq = isinstance(_value_at(data, field), (list, tuple))
+        if given_seq == tags[0].startswith(("tuple[", "list[")):
+            return err
+    return errors[0]
+
+
+def one_line(e: ValidationError, data: Any = None) -> tuple[str, BaseException | None]:
+    """The first error of ``e`` as one line (and the original exception when a validator raised one of ours)."""
+    err = _pick(e.errors(), data)
+    path, msg = _path(err["loc"]), err["msg"]
+    cause = (err.get("ctx") or {}).get("error")
+    for prefix in _PREFIXES:
+        msg = msg.removeprefix(prefix)
+    first, _, rest = msg.partition(" ")
+    if rest.startswith("should") and first in ("Input", "Tuple", "List", "String", "Value", "Dictionary"):
+        msg = f"{path or 'value'} {rest.replace(' after validation', '')}"
+    elif msg.startswith("Extra inputs are not permitted"):
+        return f"unknown field {path!r}", None
+    elif msg == "Field required":
+        return f"{path} is required", None
+    elif path:
+        msg = f"{path}: {msg}"
+    if err["type"] not in ("missing", "value_error") and "input" in err:
+        msg += f", got {err['input']!r}"
+    return msg, cause if isinstance(cause, OpenImagenError) else None
+
+
+def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: Any = None, what: str = ""):
+    """Raise ``e`` as ``error_cls`` (or as the openimagen error a validator raised) with a one-line message."""
+    msg, cause = one_line(e, data)
+    msg = f"{what}: {msg}" if what else msg
+    if isinstance(cause, error_cls):  # keep the validator's error type (e.g. UnknownNameError), with the field's name
+        cause.args = (msg,)
+        raise cause from None
+    raise error_cls(msg) from None
+
+
+def checked(build: Callable[[], T], error_cls: Type[OpenImagenError], data: Any = None, what: str = "") -> T:
+    """``build()``, with a pydantic ``ValidationError`` raised as ``error_cls`` in one line (see :func:`raise_one_line`);
+    ``data`` is what the user gave (to report the right member of a per-stage union)."""
+    try:
+        return build()
+    except ValidationError as e:
+        raise_one_line(e, error_cls, data, what)
