@@ -11,9 +11,10 @@ unknown sampler name, which lists the valid ones) keeps its type where it is a k
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Type, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 from openimagen.errors import OpenImagenError
 
@@ -61,10 +62,12 @@ def _pick(errors: list[dict], data: Any) -> dict:
     return errors[0]
 
 
-def one_line(e: ValidationError, data: Any = None) -> tuple[str, BaseException | None]:
-    """The first error of ``e`` as one line (and the original exception when a validator raised one of ours)."""
+def one_line(e: ValidationError, data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
+    """The first error of ``e`` as one line (and the original exception when a validator raised one of ours).
+    ``root``: the name of the value validated, put before the field path (``stage.resolution``)."""
     err = _pick(e.errors(), data)
     path, msg = _path(err["loc"]), err["msg"]
+    path = f"{root}.{path}" if root and path and not path.startswith("[") else root + path
     cause = (err.get("ctx") or {}).get("error")
     for prefix in _PREFIXES:
         msg = msg.removeprefix(prefix)
@@ -82,9 +85,11 @@ def one_line(e: ValidationError, data: Any = None) -> tuple[str, BaseException |
     return msg, cause if isinstance(cause, OpenImagenError) else None
 
 
-def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: Any = None, what: str = ""):
-    """Raise ``e`` as ``error_cls`` (or as the openimagen error a validator raised) with a one-line message."""
-    msg, cause = one_line(e, data)
+def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: Any = None, what: str = "",
+                   root: str = ""):
+    """Raise ``e`` as ``error_cls`` (or as the openimagen error a validator raised) with a one-line message,
+    prefixed by ``what`` (the file or object) and with ``root`` before the field path."""
+    msg, cause = one_line(e, data, root)
     msg = f"{what}: {msg}" if what else msg
     if isinstance(cause, error_cls):  # keep the validator's error type (e.g. UnknownNameError), with the field's name
         cause.args = (msg,)
@@ -92,10 +97,27 @@ def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: A
     raise error_cls(msg) from None
 
 
-def checked(build: Callable[[], T], error_cls: Type[OpenImagenError], data: Any = None, what: str = "") -> T:
+def checked(build: Callable[[], T], error_cls: Type[OpenImagenError], data: Any = None, what: str = "",
+            root: str = "") -> T:
     """``build()``, with a pydantic ``ValidationError`` raised as ``error_cls`` in one line (see :func:`raise_one_line`);
     ``data`` is what the user gave (to report the right member of a per-stage union)."""
     try:
         return build()
     except ValidationError as e:
-        raise_one_line(e, error_cls, data, what)
+        raise_one_line(e, error_cls, data, what, root)
+
+
+def check_value(kind: Any, value: Any, name: str, error_cls: Type[OpenImagenError]):
+    """Validate one ``value`` against the annotated type ``kind``; the one-line error names it ``name``."""
+    return checked(lambda: TypeAdapter(kind).validate_python(value), error_cls, value, root=name)
+
+
+def _plain_number(value: Any) -> Any:
+    """NumPy and other ``numbers.Real`` scalars as Python ``int``/``float`` (bools and strings left to fail)."""
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+PlainNumber = BeforeValidator(_plain_number)   # put before Strict() in an Annotated int/float: np.float32(2) is 2.0
+

@@ -14,11 +14,15 @@ c_noise = ln(s)/4 for all (EDM's convention; equals -logsnr/8).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
 from openimagen.errors import check_choice
+from openimagen.validation import PlainNumber
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,16 @@ class Coefficients:
     c_noise: torch.Tensor
 
 
-@dataclass(frozen=True)
+
+PARAMETERIZATIONS = ("eps", "v", "edm")
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class ParamConfig:
-    name: str = "v"            # "eps" | "v" | "edm"
-    sigma_data: float = 0.5    # EDM only: std of the data
+    """The parameterization of a stage's network output, type- and range-checked when built."""
+
+    name: Annotated[str, Strict(), AfterValidator(lambda v: check_choice("parameterization", v, PARAMETERIZATIONS))] = "v"
+    sigma_data: Annotated[float, PlainNumber, Strict(), Field(gt=0, allow_inf_nan=False)] = 0.5   # EDM: data std
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,8 +51,6 @@ class ParamConfig:
     def from_dict(cls, d: dict) -> "ParamConfig":
         return dataclass_from_dict(cls, d, "parameterization config")
 
-
-PARAMETERIZATIONS = ("eps", "v", "edm")
 
 
 def noise_input(s: torch.Tensor) -> torch.Tensor:

@@ -19,20 +19,31 @@ Notation table
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
 from openimagen.errors import ConfigError, InvalidArgumentError, check_choice
+from openimagen.validation import PlainNumber
+
+SCHEDULE_NAMES = ("cosine", "linear_logsnr")
 
 
-@dataclass(frozen=True)
+FiniteFloat = Annotated[float, PlainNumber, Strict(), Field(allow_inf_nan=False)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class ScheduleConfig:
-    name: str = "cosine"          # "cosine" | "linear_logsnr"
-    logsnr_min: float = -20.0     # lambda at t = 1 (pure noise end)
-    logsnr_max: float = 20.0      # lambda at t = 0 (clean end)
-    shift: float = 1.0            # resolution shift (Hoogeboom et al. 2023): lambda += -2 log(shift)
+    """A schedule's settings, type- and range-checked when built (``logsnr_min < logsnr_max`` by ``Schedule``)."""
+
+    name: Annotated[str, Strict(), AfterValidator(lambda v: check_choice("schedule", v, SCHEDULE_NAMES))] = "cosine"
+    logsnr_min: Annotated[FiniteFloat, Field(ge=-60, le=60)] = -20.0   # lambda at t = 1 (pure noise end)
+    logsnr_max: Annotated[FiniteFloat, Field(ge=-60, le=60)] = 20.0    # lambda at t = 0 (clean end)
+    shift: Annotated[FiniteFloat, Field(gt=0)] = 1.0   # resolution shift (Hoogeboom et al. 2023): lambda += -2 log(shift)
 
     def to_dict(self) -> dict:
         return asdict(self)

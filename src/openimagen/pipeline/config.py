@@ -24,6 +24,7 @@ from openimagen.diffusion.schedules import SPACINGS, ScheduleConfig
 from openimagen.errors import ConfigError, check_choice
 from openimagen.nn import UNetConfig
 from openimagen.samplers import SAMPLERS
+from openimagen.validation import PlainNumber, check_value
 
 FORMAT_VERSION = 1
 
@@ -36,12 +37,12 @@ def _choice(kind: str, valid) -> AfterValidator:
 # config.json) and GenerationRequest (a call's per-stage overrides) are both built from these.
 MAX_STEPS = 10_000
 SamplerName = Annotated[str, Strict(), _choice("sampler", SAMPLERS)]
-Steps = Annotated[int, Strict(), Field(ge=1, le=MAX_STEPS)]
-Guidance = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Steps = Annotated[int, PlainNumber, Strict(), Field(ge=1, le=MAX_STEPS)]
+Guidance = Annotated[float, PlainNumber, Strict(), Field(ge=0, allow_inf_nan=False)]
 ThresholdName = Annotated[str, Strict(), _choice("threshold", THRESHOLDS)]
-Percentile = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
+Percentile = Annotated[float, PlainNumber, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
 SpacingName = Annotated[str, Strict(), _choice("spacing", SPACINGS)]
-AugLevel = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
+AugLevel = Annotated[float, PlainNumber, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
 SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level")
 
 
@@ -100,20 +101,37 @@ class StageConfig:
         for key in ("unet", "resolution"):
             if key not in d:
                 raise ConfigError(f"stage config is missing {key!r}")
-        return cls(unet=UNetConfig.from_dict(d["unet"]), resolution=d["resolution"],
-                   lowres_resolution=d.get("lowres_resolution"),
+        return cls(unet=UNetConfig.from_dict(d["unet"]),
+                   resolution=check_value(Resolution, d["resolution"], "resolution", ConfigError),
+                   lowres_resolution=check_value(Optional[Resolution], d.get("lowres_resolution"), "lowres_resolution",
+                                                 ConfigError),
                    schedule=ScheduleConfig.from_dict(d.get("schedule", {})),
                    param=ParamConfig.from_dict(d.get("param", {})),
                    sampling=dataclass_from_dict(SamplingConfig, d.get("sampling", {}), "sampling config")).validate()
 
 
-@dataclass(frozen=True)
+def _folder_name(name: str) -> str:
+    """A stage name is one folder inside the model directory: no separators, no '..', not absolute, not hidden."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".") or ":" in name:
+        raise ConfigError(f"stage name {name!r} must be one folder name inside the model directory (no '/', '\\', "
+                          f"'..', ':' or leading '.')")
+    return name
+
+
+StageName = Annotated[str, Strict(), AfterValidator(_folder_name)]
+Resolution = Annotated[int, PlainNumber, Strict(), Field(ge=1, le=1 << 14)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class PipelineConfig:
-    stages: tuple[str, ...]                  # stage folder names, in cascade order
-    text_encoder: str = "default"            # "default" (MiniLM) or a local Hugging Face encoder directory
-    max_length: int = 32                     # text tokens per prompt
-    format_version: int = FORMAT_VERSION
-    description: str = ""
+    """``pipeline.json``: the cascade's stage folders in order, its text encoder, and the format version; checked
+    when built (stage names stay inside the model directory)."""
+
+    stages: Annotated[tuple[StageName, ...], Field(min_length=1)]  # stage folder names, in cascade order
+    text_encoder: Annotated[str, Strict(), Field(min_length=1)] = "default"  # "default" (MiniLM) or a local directory
+    max_length: Annotated[int, PlainNumber, Strict(), Field(ge=1, le=4096)] = 32   # text tokens per prompt
+    format_version: Annotated[int, Strict()] = FORMAT_VERSION
+    description: Annotated[str, Strict()] = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -126,6 +144,4 @@ class PipelineConfig:
         if cfg.format_version != FORMAT_VERSION:
             raise ConfigError(f"pipeline format version {cfg.format_version} is not supported (this openimagen "
                               f"reads version {FORMAT_VERSION})")
-        if not cfg.stages:
-            raise ConfigError("pipeline config lists no stages")
-        return PipelineConfig(**{**asdict(cfg), "stages": tuple(cfg.stages)})
+        return cfg

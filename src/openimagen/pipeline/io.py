@@ -92,7 +92,23 @@ def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], sou
                  f"shape mismatch: {wrong[0]}" + (f" and {len(wrong) - 1} more" if len(wrong) > 1 else "")
                  if wrong else ""]
         raise ModelLoadError(f"{source} does not match its config: " + "; ".join(p for p in parts if p))
+    check_weights(state, own, source)
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_weights(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], source: Path) -> None:
+    """Every tensor that is floating in the module is float32, float16 or bfloat16 in ``state`` and finite there;
+    otherwise a ModelLoadError names the first bad tensor (a NaN weight would make black images, an int8 or bool
+    tensor cast silently into garbage)."""
+    for k, v in state.items():
+        if own[k].is_floating_point() and v.dtype not in WEIGHT_DTYPES:
+            raise ModelLoadError(f"{source}: tensor {k!r} has dtype {v.dtype}; weights must be float32, float16 or "
+                                 f"bfloat16")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ModelLoadError(f"{source}: tensor {k!r} holds NaN or inf values (exported from diverged weights?)")
 
 
 def check_model_dir(path) -> Path:

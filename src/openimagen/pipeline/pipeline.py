@@ -23,11 +23,12 @@ from openimagen.diffusion.cond import Cond
 from openimagen.errors import GenerationError, InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.config import PipelineConfig, SamplingConfig
 from openimagen.pipeline.io import (PIPELINE_NAME, check_model_dir, config_error_as_load_error, read_json,
-                                    tensors_sha256, write_json)
+                                    WEIGHT_DTYPES, tensors_sha256, write_json)
 from openimagen.pipeline.request import GenerationRequest
 from openimagen.pipeline.stage import NetTransform, Stage
 from openimagen.samplers import generators_from_seeds
 from openimagen.text import TextEncoder, load_text_encoder
+from openimagen.text.hf import resolve_device
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -70,6 +71,13 @@ def make_grid(images: list, cols: Optional[int] = None) -> Image.Image:
     return grid
 
 
+def check_dtype(dtype) -> torch.dtype:
+    """``dtype`` if it is one a network runs in (float32, float16, bfloat16), else InvalidArgumentError."""
+    if dtype not in WEIGHT_DTYPES:
+        raise InvalidArgumentError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
+    return dtype
+
+
 class Pipeline:
     def __init__(self, text_encoder: TextEncoder, stages: Sequence[Stage], config: PipelineConfig):
         if not stages:
@@ -96,8 +104,8 @@ class Pipeline:
         """Load a model directory (default: the shipped default model). ``dtype`` (float32, float16, bfloat16) is the
         networks' precision; sampling state stays float32. ``transform(net) -> net`` is applied to each stage's
         network after its weights are loaded (LoRA, quantization)."""
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise InvalidArgumentError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
+        check_dtype(dtype)
+        device = resolve_device(device)
         if path is None:
             if not (DEFAULT_MODEL_DIR / PIPELINE_NAME).is_file():
                 raise ModelLoadError(f"the shipped default model is missing from {DEFAULT_MODEL_DIR} (a broken "
@@ -111,6 +119,10 @@ class Pipeline:
         return cls(text_encoder, stages, cfg)
 
     def save_pretrained(self, path, dtype: Optional[torch.dtype] = None) -> Path:
+        """Write the model directory (configs as JSON, weights as safetensors in ``dtype``: None keeps each
+        stage's, or float32/float16/bfloat16)."""
+        if dtype is not None:
+            check_dtype(dtype)
         root = Path(path)
         for name, stage in zip(self.config.stages, self.stages):
             stage.save(root / name, dtype)

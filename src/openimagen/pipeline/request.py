@@ -29,7 +29,7 @@ from typing_extensions import Annotated
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, Percentile, SamplerName,
                                         SamplingConfig, SpacingName, Steps, ThresholdName)
-from openimagen.validation import checked, raise_one_line
+from openimagen.validation import PlainNumber, checked, raise_one_line
 
 MAX_SEED = 2**63 - 1
 
@@ -60,10 +60,10 @@ class GenerationRequest(BaseModel):
 
     prompts: Annotated[tuple[StrictStr, ...], Field(min_length=1)]
     negative_prompt: Optional[Union[StrictStr, Annotated[tuple[StrictStr, ...], Field(min_length=1)]]] = None
-    num_images_per_prompt: Annotated[int, Strict(), Field(ge=1)] = 1
-    seed: Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)] = 0
-    stop_at_stage: Optional[Annotated[int, Strict(), Field(ge=0)]] = None
-    size: Optional[Annotated[int, Strict(), Field(ge=1)]] = None
+    num_images_per_prompt: Annotated[int, PlainNumber, Strict(), Field(ge=1)] = 1
+    seed: Annotated[int, PlainNumber, Strict(), Field(ge=0, le=MAX_SEED)] = 0
+    stop_at_stage: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=0)]] = None
+    size: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=1)]] = None
     sampler: _per_stage(SamplerName) = None
     steps: _per_stage(Steps) = None
     guidance: _per_stage(Guidance) = None
