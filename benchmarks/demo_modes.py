@@ -57,7 +57,7 @@ def main() -> None:
     rows = alone_vs_batch(pipe, outs["batched"])
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"threads {args.threads}, {args.repeats} runs each, 8 images")
-    print(f"| mode | runs (s) | median (s) |\n|---|---|---:|")
+    print("| mode | runs (s) | median (s) |\n|---|---|---:|")
     for k, v in times.items():
         print(f"| {k} | {', '.join(f'{x:.2f}' for x in v)} | {med[k]:.2f} |")
     print(f"bit-exact / batched: {med['bit_exact'] / med['batched']:.2f}x")

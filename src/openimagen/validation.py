@@ -11,10 +11,12 @@ unknown sampler name, which lists the valid ones) keeps its type where it is a k
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable, Type, TypeVar
 
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from openimagen.errors import OpenImagenError
 
@@ -113,10 +115,14 @@ def check_value(kind: Any, value: Any, name: str, error_cls: Type[OpenImagenErro
 
 
 def _plain_number(value: Any) -> Any:
-    """NumPy and other ``numbers.Real`` scalars as Python ``int``/``float`` (bools and strings left to fail)."""
+    """NumPy and other ``numbers.Real`` scalars as Python ``int``/``float`` (bools and strings left to fail); NaN and
+    inf are refused here, before any range check, so the message says what is wrong with them."""
     if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real):
         return value
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
 
 
 PlainNumber = BeforeValidator(_plain_number)   # put before Strict() in an Annotated int/float: np.float32(2) is 2.0

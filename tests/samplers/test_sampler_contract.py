@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from openimagen.diffusion.schedules import ScheduleConfig, make_schedule, sampling_sigmas
+from openimagen.diffusion.schedules import make_schedule, sampling_sigmas
 from openimagen.errors import UnknownNameError
 from openimagen.samplers import SAMPLERS, evaluations, generators_from_seeds, get_sampler, randn
 from tests.samplers.gaussian import MU, SIGMA, GaussianDenoiser, dummy_cond, moments

@@ -20,11 +20,10 @@ away from the negative prompt; an empty negative prompt is the null text, i.e. t
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Optional, Sequence, Union
+from typing import Annotated, Any, Optional, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, ValidationError, field_validator
-from pydantic import model_validator
-from typing_extensions import Annotated
+from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, ValidationError, field_validator,
+                      model_validator)
 
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, Percentile, SamplerName,
