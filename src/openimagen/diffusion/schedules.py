@@ -134,7 +134,7 @@ SCHEDULES = {"cosine": CosineSchedule, "linear_logsnr": LinearLogSNRSchedule}
 
 def make_schedule(config: ScheduleConfig | str = "cosine") -> Schedule:
     if isinstance(config, str):
-        config = ScheduleConfig(name=config)
+        config = ScheduleConfig(name=check_choice("schedule", config, SCHEDULES))
     check_choice("schedule", config.name, SCHEDULES)
     return SCHEDULES[config.name](config)
 
