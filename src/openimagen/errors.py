@@ -38,6 +38,10 @@ class GenerationError(OpenImagenError, RuntimeError):
     """Generation ran but produced something unusable (non-finite pixels from broken weights or settings)."""
 
 
+class PolicyError(OpenImagenError, ValueError):
+    """A prompt was refused by the prompt policy (its deny-list); the message names the prompt and the term."""
+
+
 def is_int_at_least(value, minimum: int) -> bool:
     """True for an ``int`` (``bool`` excluded) that is at least ``minimum``: the test behind every count, step,
     size and length argument (callers raise their own message naming the argument)."""

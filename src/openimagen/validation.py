@@ -67,7 +67,12 @@ def _pick(errors: list[dict], data: Any) -> dict:
 def one_line(e: ValidationError, data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
     """The first error of ``e`` as one line (and the original exception when a validator raised one of ours).
     ``root``: the name of the value validated, put before the field path (``stage.resolution``)."""
-    err = _pick(e.errors(), data)
+    return errors_one_line(e.errors(), data, root)
+
+
+def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
+    """:func:`one_line` for a list of pydantic error dicts (what FastAPI's ``RequestValidationError`` holds)."""
+    err = _pick(list(errors), data)
     path, msg = _path(err["loc"]), err["msg"]
     path = f"{root}.{path}" if root and path and not path.startswith("[") else root + path
     cause = (err.get("ctx") or {}).get("error")
@@ -83,7 +88,8 @@ def one_line(e: ValidationError, data: Any = None, root: str = "") -> tuple[str,
     elif path:
         msg = f"{path}: {msg}"
     if err["type"] not in ("missing", "value_error") and "input" in err:
-        msg += f", got {err['input']!r}"
+        got = repr(err["input"])
+        msg += f", got {got if len(got) <= 80 else got[:77] + '...'}"
     return msg, cause if isinstance(cause, OpenImagenError) else None
 
 

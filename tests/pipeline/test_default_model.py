@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openimagen.pipeline import DEFAULT_MODEL_DIR, Pipeline
+from openimagen.pipeline import DEFAULT_MODEL_DIR, Pipeline, to_pil
 
 GOLDEN = Path(__file__).parent / "golden"
 PROMPT = "a red circle above a blue square"
@@ -50,8 +50,9 @@ def test_documented_stages_and_resolutions(pipe):
 
 
 def _generate(pipe, seed: int) -> np.ndarray:
+    """The model's own pixels (before the watermark, which ``out.images`` carry)."""
     out = pipe([PROMPT], seed=seed)
-    return np.asarray(out.images[0]).astype(np.int16)
+    return np.asarray(to_pil(out.stages[-1])[0]).astype(np.int16)
 
 
 def test_fixed_prompt_and_seed_give_the_recorded_image(pipe):

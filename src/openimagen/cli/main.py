@@ -17,12 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     from openimagen.cli.eval import add_eval_parser
     from openimagen.cli.generate import add_generate_parser
     from openimagen.cli.info import add_info_parser
+    from openimagen.cli.serve import add_serve_parser
     from openimagen.cli.train import add_export_parser, add_train_parser
+    from openimagen.cli.watermark import add_watermark_parser
 
     parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
     parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,info,data,train,export,eval,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,serve,watermark,info,data,train,export,eval,bench}")
     add_generate_parser(sub)
+    add_serve_parser(sub)
+    add_watermark_parser(sub)
     add_info_parser(sub)
     add_data_parser(sub)
     add_train_parser(sub)

@@ -26,6 +26,7 @@ from openimagen.pipeline.io import (PIPELINE_NAME, check_model_dir, config_error
                                     WEIGHT_DTYPES, tensors_sha256, write_json)
 from openimagen.pipeline.request import GenerationRequest
 from openimagen.pipeline.stage import NetTransform, Stage
+from openimagen.safety.watermark import Watermark
 from openimagen.samplers import generators_from_seeds
 from openimagen.text import TextEncoder, load_text_encoder
 from openimagen.text.hf import resolve_device
@@ -79,7 +80,11 @@ def check_dtype(dtype) -> torch.dtype:
 
 
 class Pipeline:
-    def __init__(self, text_encoder: TextEncoder, stages: Sequence[Stage], config: PipelineConfig):
+    """The cascade. ``watermark``: the invisible mark put on every output image (``out.images``; the raw stage
+    tensors ``out.stages`` are unmarked); None turns it off. Default: :class:`~openimagen.safety.Watermark`."""
+
+    def __init__(self, text_encoder: TextEncoder, stages: Sequence[Stage], config: PipelineConfig,
+                 watermark: Union[Watermark, None, str] = "default"):
         if not stages:
             raise InvalidArgumentError("a pipeline needs at least one stage")
         if stages[0].config.is_super_resolution:
@@ -95,15 +100,18 @@ class Pipeline:
                 raise ModelLoadError(f"text encoder {text_encoder.encoder_id} has width {text_encoder.dim} but a stage "
                                      f"expects {st.config.unet.text_dim}")
         self.text_encoder, self.stages, self.config = text_encoder, list(stages), config
+        self.watermark: Optional[Watermark] = Watermark() if watermark == "default" else watermark
+        self._model_hash: Optional[str] = None
 
     # --- persistence ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path=None, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
                         text_encoder: Optional[TextEncoder] = None,
-                        transform: Optional[NetTransform] = None) -> "Pipeline":
+                        transform: Optional[NetTransform] = None,
+                        watermark: Union[Watermark, None, str] = "default") -> "Pipeline":
         """Load a model directory (default: the shipped default model). ``dtype`` (float32, float16, bfloat16) is the
         networks' precision; sampling state stays float32. ``transform(net) -> net`` is applied to each stage's
-        network after its weights are loaded (LoRA, quantization)."""
+        network after its weights are loaded (LoRA, quantization). ``watermark``: see the class docstring."""
         check_dtype(dtype)
         device = resolve_device(device)
         if path is None:
@@ -116,7 +124,7 @@ class Pipeline:
         stages = [Stage.load(root / name, transform).to(device=device, dtype=dtype).eval() for name in cfg.stages]
         if text_encoder is None:
             text_encoder = load_text_encoder(cfg.text_encoder, max_length=cfg.max_length, device=device)
-        return cls(text_encoder, stages, cfg)
+        return cls(text_encoder, stages, cfg, watermark=watermark)
 
     def save_pretrained(self, path, dtype: Optional[torch.dtype] = None) -> Path:
         """Write the model directory (configs as JSON, weights as safetensors in ``dtype``: None keeps each
@@ -137,7 +145,17 @@ class Pipeline:
     @property
     def model_hash(self) -> str:
         """A short hash (16 hex) of what makes this model: the pipeline and stage configs and each stage's weights
-        (the SHA-256 of the weights file it was loaded from, or of its tensors if built in code)."""
+        (the SHA-256 of the weights file it was loaded from, or of its tensors if built in code). Computed once;
+        code that changes a stage's weights in place afterwards calls :meth:`weights_changed`."""
+        if self._model_hash is None:
+            self._model_hash = self._compute_model_hash()
+        return self._model_hash
+
+    def weights_changed(self) -> None:
+        """Forget the cached :attr:`model_hash` (after changing weights in place)."""
+        self._model_hash = None
+
+    def _compute_model_hash(self) -> str:
         h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
         for st in self.stages:
             h.update(json.dumps(st.config.to_dict(), sort_keys=True).encode())
@@ -198,24 +216,54 @@ class Pipeline:
 
     def generate(self, request: GenerationRequest, callback: Optional[Callable] = None) -> PipelineOutput:
         """Run a validated request through the cascade (``__call__`` without the argument handling)."""
-        settings = self.resolve(request)
+        return self.generate_batch([request], callback)[0]
+
+    def generate_batch(self, requests: Sequence[GenerationRequest],
+                       callback: Optional[Callable] = None) -> list[PipelineOutput]:
+        """Run several requests as one batch (the serving worker's call), one output per request.
+
+        The requests must resolve to the same per-stage settings and agree on ``batch_invariant``
+        (:class:`InvalidArgumentError` otherwise); prompts, negative prompts and seeds stay each image's own, so
+        each output is what ``generate(request)`` makes: bit for bit in batch-invariant mode, otherwise within
+        the rounding that batch composition changes (README, "Reproducibility"). A request without a negative
+        prompt gets the null text "", which gives the plain call's estimate. ``callback(stage, step, sigma, x,
+        x0_hat)`` sees the whole batch, requests in order."""
+        if not requests:
+            raise InvalidArgumentError("generate_batch needs at least one request")
+        settings = self.resolve(requests[0])
+        for i, r in enumerate(requests[1:], start=1):
+            if self.resolve(r) != settings or r.batch_invariant != requests[0].batch_invariant:
+                raise InvalidArgumentError(f"request {i} resolves to other sampling settings than request 0; "
+                                           f"only requests with equal settings can share a batch")
+        invariant = requests[0].batch_invariant
+        prompts = [p for r in requests for p in r.image_prompts]
+        negatives = None
+        if any(r.negative_prompt is not None for r in requests):
+            negatives = [n for r in requests for n in (r.image_negative_prompts or [""] * r.num_images)]
         t0 = time.perf_counter()
-        cond = self.encode(request.image_prompts, request.image_negative_prompts, request.batch_invariant)
-        out = PipelineOutput(images=[], seeds=request.seeds, request=request, settings=settings,
-                             model_hash=self.model_hash)
-        out.timings["text"] = time.perf_counter() - t0
-        generators = generators_from_seeds(out.seeds)
-        x = None
+        cond = self.encode(prompts, negatives, invariant)
+        t_text = time.perf_counter() - t0
+        generators = generators_from_seeds([s for r in requests for s in r.seeds])
+        x, xs, timings = None, [], {"text": t_text}
         for i, (stage, sampling) in enumerate(zip(self.stages, settings)):
             ts = time.perf_counter()
             cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
-            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb,
-                             batch_invariant=request.batch_invariant)
+            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb, batch_invariant=invariant)
             if not torch.isfinite(x).all():
                 raise GenerationError(f"stage {i} ({self.config.stages[i]}) produced non-finite values (NaN or "
                                       f"inf): its weights or settings are broken; no image was written")
-            out.stages.append(x)
-            out.timings[f"stage{i}"] = time.perf_counter() - ts
-        out.images = to_pil(x)
-        out.timings["total"] = time.perf_counter() - t0
-        return out
+            xs.append(x)
+            timings[f"stage{i}"] = time.perf_counter() - ts
+        images = self.mark(to_pil(x))
+        timings["total"] = time.perf_counter() - t0
+        outs, start = [], 0
+        for r in requests:
+            sl = slice(start, start + r.num_images)
+            outs.append(PipelineOutput(images=images[sl], stages=[t[sl] for t in xs], timings=dict(timings),
+                                       seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash))
+            start += r.num_images
+        return outs
+
+    def mark(self, images: list) -> list:
+        """``images`` with this pipeline's watermark (unchanged when it has none)."""
+        return images if self.watermark is None else [self.watermark.embed(im) for im in images]

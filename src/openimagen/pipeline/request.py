@@ -38,7 +38,22 @@ def _per_stage(kind):
     return Optional[Union[kind, Annotated[tuple[kind, ...], Field(min_length=1)]]]
 
 
-class GenerationRequest(BaseModel):
+class SamplingOverrides(BaseModel):
+    """The per-stage sampling settings a call may override (module docstring), declared once: the generation
+    request and the HTTP API's body both take them from here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sampler: _per_stage(SamplerName) = None
+    steps: _per_stage(Steps) = None
+    guidance: _per_stage(Guidance) = None
+    threshold: _per_stage(ThresholdName) = None
+    percentile: _per_stage(Percentile) = None
+    spacing: _per_stage(SpacingName) = None
+    aug_level: _per_stage(AugLevel) = None
+
+
+class GenerationRequest(SamplingOverrides):
     """Everything one generation call needs besides the model. Immutable; validated on construction.
 
     Fields (ranges enforced):
@@ -63,13 +78,6 @@ class GenerationRequest(BaseModel):
     seed: Annotated[int, PlainNumber, Strict(), Field(ge=0, le=MAX_SEED)] = 0
     stop_at_stage: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=0)]] = None
     size: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=1)]] = None
-    sampler: _per_stage(SamplerName) = None
-    steps: _per_stage(Steps) = None
-    guidance: _per_stage(Guidance) = None
-    threshold: _per_stage(ThresholdName) = None
-    percentile: _per_stage(Percentile) = None
-    spacing: _per_stage(SpacingName) = None
-    aug_level: _per_stage(AugLevel) = None
     batch_invariant: StrictBool = False
 
     def __init__(self, **data: Any):

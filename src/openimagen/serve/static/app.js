@@ -1,0 +1,130 @@
+// openimagen web page: submits a generation to the streaming route and shows progress, previews and results.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const KEY = "openimagen-api-key";
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = sessionStorage.getItem(KEY);
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+async function loadModel() {
+  const r = await fetch("/v1/models", { headers: headers() });
+  if (r.status === 401) {
+    $("key-box").open = true;
+    $("model-info").textContent = "an API key is needed";
+    return;
+  }
+  const m = (await r.json()).data[0];
+  $("model-info").textContent = `${m.id} · ${m.sizes[m.sizes.length - 1]} · hash ${m.model_hash}`;
+  $("n").max = m.limits.max_images;
+}
+
+function requestBody() {
+  const body = { prompt: $("prompt").value, n: Number($("n").value), seed: Number($("seed").value),
+                 response_format: "b64_json", preview_every: 4 };
+  if ($("negative-prompt").value) body.negative_prompt = $("negative-prompt").value;
+  if ($("steps").value) body.steps = Number($("steps").value);
+  if ($("guidance").value) body.guidance = Number($("guidance").value);
+  if ($("sampler").value) body.sampler = $("sampler").value;
+  return body;
+}
+
+// Parse a text/event-stream body from fetch (EventSource cannot POST or send a key).
+async function* events(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) yield { event, data: JSON.parse(data) };
+    }
+  }
+}
+
+function addCard(item, body, summary) {
+  const card = document.createElement("figure");
+  card.className = "card";
+  const src = "data:image/png;base64," + item.b64_json;
+  const settings = summary ? summary.settings.map((s, i) => `stage ${i}: ${s.sampler}, ${s.steps} steps, guidance ${s.guidance}`).join("; ") : "";
+  card.innerHTML = `<img alt="generated image"><figcaption><div class="prompt"></div>
+    <div>seed <code class="seed"></code></div><div class="settings"></div>
+    <a class="download">download PNG</a></figcaption>`;
+  card.querySelector("img").src = src;
+  card.querySelector(".prompt").textContent = item.revised_prompt;
+  card.querySelector(".seed").textContent = item.seed;
+  card.querySelector(".settings").textContent = settings;
+  const a = card.querySelector("a");
+  a.href = src;
+  a.download = `openimagen-${item.seed}.png`;
+  $("gallery").prepend(card);
+  return card;
+}
+
+async function generate(ev) {
+  ev.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY, key);
+  const body = requestBody();
+  $("generate").disabled = true;
+  $("progress").hidden = false;
+  $("progress").value = 0;
+  setStatus("queued…");
+  const cards = [];
+  try {
+    const r = await fetch("/v1/images/generations/stream", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!r.ok) {
+      const err = await r.json().catch(() => ({ error: { message: r.statusText } }));
+      if (r.status === 401) $("key-box").open = true;
+      throw new Error(`${r.status}: ${err.error.message}`);
+    }
+    for await (const { event, data } of events(r)) {
+      if (event === "progress") {
+        $("progress").value = (data.stage + data.step / data.steps) / data.stages;
+        setStatus(`stage ${data.stage + 1}/${data.stages}, step ${data.step}/${data.steps}`);
+        if (data.preview) {
+          $("preview").replaceChildren(...data.preview.map((b) => Object.assign(new Image(), { src: "data:image/png;base64," + b, alt: "preview" })));
+        }
+      } else if (event === "image") {
+        cards.push([data, addCard(data, body, null)]);
+      } else if (event === "done") {
+        for (const [item, card] of cards) {
+          card.querySelector(".settings").textContent = data.openimagen.settings
+            .map((s, i) => `stage ${i}: ${s.sampler}, ${s.steps} steps, guidance ${s.guidance}`).join("; ");
+        }
+        setStatus(`done: ${cards.length} image(s) in ${data.openimagen.timings.total.toFixed(1)} s`);
+        $("progress").value = 1;
+      } else if (event === "error") {
+        throw new Error(`${data.status}: ${data.message}`);
+      }
+    }
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    $("generate").disabled = false;
+    $("preview").replaceChildren();
+  }
+  loadModel();
+}
+
+$("api-key").value = sessionStorage.getItem(KEY) || "";
+$("generate-form").addEventListener("submit", generate);
+loadModel();
