@@ -6,7 +6,7 @@ PY    ?= python3
 VENV  := .venv
 VPY   := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := fonts-noto-color-emoji openclipart-png unicode-data
+DEB_PACKAGES := fonts-noto-color-emoji openclipart-png unicode-data chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_OUT ?= out/demo.png
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian data packages used by the data builders (emoji font, clip art).
+# Debian packages: data for the data builders (emoji font, clip art) and Chromium for the web page test.
 debs:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -131,5 +131,5 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
-PlainNumber = BeforeValidator(_plain_number)   # put before Strict() in an Annotated int/float: np.float32(2) is 2.0
+PlainNumber = BeforeValidator(_plain_number)   # in an Annotated int/float after Field(...) (so JSON schemas keep minimum/maximum) and before Strict(): np.float32(2) is 2.0
 

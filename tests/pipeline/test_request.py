@@ -99,7 +99,7 @@ def test_property_a_request_is_valid_exactly_when_each_value_is_in_range(steps, 
         return all(1 <= s <= 10_000 for s in (v if isinstance(v, list) else [v])) and v != []
 
     def ok_guidance(v):
-        return all(math.isfinite(g) and g >= 0 for g in (v if isinstance(v, list) else [v])) and v != []
+        return all(math.isfinite(g) and 0 <= g <= 100 for g in (v if isinstance(v, list) else [v])) and v != []
 
     try:
         req = GenerationRequest(prompts=["a"], steps=steps, guidance=guidance)

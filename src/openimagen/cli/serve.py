@@ -17,6 +17,7 @@ LIMIT_FLAGS = {
     "--rate-limit": ("rate_limit", int, "requests per minute per API key (per address without keys); 0 = none "
                                         "(default 0)"),
     "--max-body-bytes": ("max_body_bytes", int, "largest request body; larger gets 413 (default 65536)"),
+    "--max-steps": ("max_steps", int, "most sampling steps a request may ask of a stage; more gets 422 (default 250)"),
 }
 
 

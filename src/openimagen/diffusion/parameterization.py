@@ -42,7 +42,7 @@ class ParamConfig:
     """The parameterization of a stage's network output, type- and range-checked when built."""
 
     name: Annotated[str, Strict(), AfterValidator(lambda v: check_choice("parameterization", v, PARAMETERIZATIONS))] = "v"
-    sigma_data: Annotated[float, PlainNumber, Strict(), Field(gt=0, allow_inf_nan=False)] = 0.5   # EDM: data std
+    sigma_data: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 0.5   # EDM: data std
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,7 +33,7 @@ from openimagen.validation import PlainNumber
 SCHEDULE_NAMES = ("cosine", "linear_logsnr")
 
 
-FiniteFloat = Annotated[float, PlainNumber, Strict(), Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), PlainNumber, Strict()]
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Annotated, Optional
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic import AfterValidator, ConfigDict, Field, Strict, WithJsonSchema
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
@@ -29,20 +29,23 @@ from openimagen.validation import PlainNumber, check_value
 FORMAT_VERSION = 1
 
 
-def _choice(kind: str, valid) -> AfterValidator:
-    return AfterValidator(lambda name: check_choice(kind, name, valid))
+def _name(kind: str, valid):
+    """A str checked against ``valid`` (UnknownNameError listing them), listed as an enum in JSON schemas."""
+    return Annotated[str, Strict(), AfterValidator(lambda name: check_choice(kind, name, valid)),
+                     WithJsonSchema({"type": "string", "enum": sorted(valid)})]
 
 
 # Each sampling setting's type and range, declared once: SamplingConfig (a stage's defaults, read from its
 # config.json) and GenerationRequest (a call's per-stage overrides) are both built from these.
 MAX_STEPS = 10_000
-SamplerName = Annotated[str, Strict(), _choice("sampler", SAMPLERS)]
-Steps = Annotated[int, PlainNumber, Strict(), Field(ge=1, le=MAX_STEPS)]
-Guidance = Annotated[float, PlainNumber, Strict(), Field(ge=0, allow_inf_nan=False)]
-ThresholdName = Annotated[str, Strict(), _choice("threshold", THRESHOLDS)]
-Percentile = Annotated[float, PlainNumber, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
-SpacingName = Annotated[str, Strict(), _choice("spacing", SPACINGS)]
-AugLevel = Annotated[float, PlainNumber, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
+MAX_GUIDANCE = 100.0        # past this the guided estimate overflows float32 in a few steps; useful values are < 20
+SamplerName = _name("sampler", SAMPLERS)
+Steps = Annotated[int, Field(ge=1, le=MAX_STEPS), PlainNumber, Strict()]
+Guidance = Annotated[float, Field(ge=0, le=MAX_GUIDANCE, allow_inf_nan=False), PlainNumber, Strict()]
+ThresholdName = _name("threshold", THRESHOLDS)
+Percentile = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()]
+SpacingName = _name("spacing", SPACINGS)
+AugLevel = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
 SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level")
 
 
@@ -119,7 +122,7 @@ def _folder_name(name: str) -> str:
 
 
 StageName = Annotated[str, Strict(), AfterValidator(_folder_name)]
-Resolution = Annotated[int, PlainNumber, Strict(), Field(ge=1, le=1 << 14)]
+Resolution = Annotated[int, Field(ge=1, le=1 << 14), PlainNumber, Strict()]
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -129,7 +132,7 @@ class PipelineConfig:
 
     stages: Annotated[tuple[StageName, ...], Field(min_length=1)]  # stage folder names, in cascade order
     text_encoder: Annotated[str, Strict(), Field(min_length=1)] = "default"  # "default" (MiniLM) or a local directory
-    max_length: Annotated[int, PlainNumber, Strict(), Field(ge=1, le=4096)] = 32   # text tokens per prompt
+    max_length: Annotated[int, Field(ge=1, le=4096), PlainNumber, Strict()] = 32   # text tokens per prompt
     format_version: Annotated[int, Strict()] = FORMAT_VERSION
     description: Annotated[str, Strict()] = ""
 

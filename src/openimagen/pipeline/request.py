@@ -74,10 +74,10 @@ class GenerationRequest(SamplingOverrides):
 
     prompts: Annotated[tuple[StrictStr, ...], Field(min_length=1)]
     negative_prompt: Optional[Union[StrictStr, Annotated[tuple[StrictStr, ...], Field(min_length=1)]]] = None
-    num_images_per_prompt: Annotated[int, PlainNumber, Strict(), Field(ge=1)] = 1
-    seed: Annotated[int, PlainNumber, Strict(), Field(ge=0, le=MAX_SEED)] = 0
-    stop_at_stage: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=0)]] = None
-    size: Optional[Annotated[int, PlainNumber, Strict(), Field(ge=1)]] = None
+    num_images_per_prompt: Annotated[int, Field(ge=1), PlainNumber, Strict()] = 1
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), PlainNumber, Strict()] = 0
+    stop_at_stage: Optional[Annotated[int, Field(ge=0), PlainNumber, Strict()]] = None
+    size: Optional[Annotated[int, Field(ge=1), PlainNumber, Strict()]] = None
     batch_invariant: StrictBool = False
 
     def __init__(self, **data: Any):

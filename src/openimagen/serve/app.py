@@ -6,8 +6,6 @@ Routes: ``POST /v1/images/generations`` (OpenAI images API shapes), ``POST /v1/i
 API's shape ``{"error": {"message", "type", "param", "code"}}`` with a one-line message; no traceback ever
 reaches a client.
 """
-from __future__ import annotations
-
 import asyncio
 import base64
 import logging
@@ -36,7 +34,7 @@ from openimagen.serve.auth import ApiKeys
 from openimagen.serve.config import ServeConfig
 from openimagen.serve.middleware import RequestMetrics
 from openimagen.serve.metrics import Metrics
-from openimagen.serve.schemas import ErrorResponse, ImagesRequest, ImagesResponse, StreamRequest
+from openimagen.serve.schemas import ErrorResponse, ImagesRequest, ImagesResponse, StreamRequest, service_models
 from openimagen.serve.store import ImageStore
 from openimagen.serve.worker import Batcher, Cancelled, QueueFull
 from openimagen.validation import errors_one_line
@@ -70,15 +68,11 @@ def _param(message: str) -> Optional[str]:
 
 def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConfig) -> GenerationRequest:
     """The validated :class:`GenerationRequest` an HTTP body asks for (422 ApiError naming the field if not)."""
-    prompts = (body.prompt,) if isinstance(body.prompt, str) else tuple(body.prompt)
-    for i, text in enumerate(prompts + ((body.negative_prompt,) if body.negative_prompt else ())):
-        if len(text) > config.max_prompt_chars:
-            field = "negative_prompt" if i == len(prompts) else "prompt"
-            raise ApiError(422, f"{field} is {len(text)} characters long; at most {config.max_prompt_chars} are "
-                                f"allowed", param=field)
-    if len(prompts) * body.n > config.max_images:
-        raise ApiError(422, f"n: a request may ask for at most {config.max_images} images (prompts x n), got "
-                            f"{len(prompts)} x {body.n}", param="n")
+    """The service's limits are in the body's schema too (:func:`service_models`); they are checked again here for
+    bodies built in code."""
+    prompts = (body.prompt,)
+    if body.n > config.max_images:
+        raise ApiError(422, f"n may be at most {config.max_images} on this service, got {body.n}", param="n")
     if body.model is not None and body.model != config.model_name:
         raise ApiError(404, f"model {body.model!r} is not served here; this service serves {config.model_name!r} "
                             f"(GET /v1/models)", param="model", code="model_not_found")
@@ -116,6 +110,8 @@ class Service:
         self.limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
         self.rate = RateLimitItemPerMinute(config.rate_limit) if config.rate_limit else None
         self.model_hash = pipe.model_hash
+        self.ImagesRequest, self.StreamRequest = service_models(config, len(pipe.stages),
+                                                                [f"{r}x{r}" for r in pipe.resolutions])
 
     def reject(self, reason: str, error: ApiError) -> ApiError:
         self.metrics.rejections.labels(reason).inc()
@@ -214,6 +210,10 @@ def create_app(pipe: Pipeline, config: Optional[ServeConfig] = None, *, api_keys
     deny-list; None: none). The worker starts and stops with the app's lifespan."""
     config = config or ServeConfig()
     policy = PromptPolicy.default() if policy == "default" else policy
+    for i, st in enumerate(pipe.stages):
+        if st.config.sampling.steps > config.max_steps:
+            raise InvalidArgumentError(f"--max-steps {config.max_steps} is below stage {i}'s default of "
+                                       f"{st.config.sampling.steps} steps: requests without steps would be refused")
     pipe.watermark = (pipe.watermark or Watermark()) if config.watermark else None    # the service owns ``pipe``
     svc = Service(pipe, config, api_keys, policy, model_label)
 
@@ -271,7 +271,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
 
     @app.post("/v1/images/generations", response_model=ImagesResponse, responses=ERRORS,
               summary="Generate images (OpenAI images API shapes, plus openimagen's fields)")
-    async def generations(body: ImagesRequest, request: Request, key: Optional[str] = limited):
+    async def generations(body: svc.ImagesRequest, request: Request, key: Optional[str] = limited):
         job = svc.submit(body)
         waiter = asyncio.ensure_future(asyncio.wrap_future(job.future))
         gone = asyncio.ensure_future(_disconnected(request))
@@ -296,7 +296,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
 
     @app.post("/v1/images/generations/stream", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
               summary="Generate images, streaming progress, previews and the images as Server-Sent Events")
-    async def stream(body: StreamRequest, request: Request, key: Optional[str] = limited):
+    async def stream(body: svc.StreamRequest, request: Request, key: Optional[str] = limited):
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
         job = svc.submit(body, progress=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev),
                          preview_every=body.preview_every)
@@ -356,7 +356,7 @@ def _sse(event: str, data) -> bytes:
 async def _events(svc: Service, job, events: asyncio.Queue, request: Request, response_format: str):
     """The stream of one job: ``queued``, ``progress`` (with ``preview`` PNGs when asked), ``image`` for each image,
     then ``done``; or ``error`` with the status and message. A client that leaves cancels the job."""
-    waiter = asyncio.ensure_future(asyncio.wrap_future(job.future))
+    waiter, getter = asyncio.ensure_future(asyncio.wrap_future(job.future)), None
     try:
         yield _sse("queued", {"queue_depth": svc.batcher.depth})
         while not waiter.done() or not events.empty():
@@ -382,6 +382,8 @@ async def _events(svc: Service, job, events: asyncio.Queue, request: Request, re
         yield _sse("error", {"status": err.status, "message": err.message, "code": err.code})
     finally:
         waiter.cancel()
+        if getter is not None:
+            getter.cancel()
 
 
 def _progress_payload(event: dict) -> dict:

@@ -10,9 +10,9 @@ from pydantic.dataclasses import dataclass
 from openimagen.errors import InvalidArgumentError
 from openimagen.validation import PlainNumber, checked
 
-Count = Annotated[int, PlainNumber, Strict(), Field(ge=1)]
-Seconds = Annotated[float, PlainNumber, Field(gt=0)]
-NonNegative = Annotated[float, PlainNumber, Field(ge=0)]
+Count = Annotated[int, Field(ge=1), PlainNumber, Strict()]
+Seconds = Annotated[float, Field(gt=0), PlainNumber]
+NonNegative = Annotated[float, Field(ge=0), PlainNumber]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ServeConfig:
     max_images: Count = 8
     batch_wait_ms: NonNegative = 20.0
     timeout: Seconds = 120.0
-    rate_limit: Annotated[int, PlainNumber, Strict(), Field(ge=0)] = 0
+    rate_limit: Annotated[int, Field(ge=0), PlainNumber, Strict()] = 0
     max_body_bytes: Count = 64 * 1024
     max_prompt_chars: Count = 1000
     max_steps: Count = 250

@@ -11,26 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StrictStr, create_model
 
 from openimagen.pipeline.request import MAX_SEED, SamplingOverrides
 from openimagen.validation import PlainNumber
 
-MAX_PROMPTS = 8
+# JSON Schema counts 1.0 as an integer: the HTTP API takes integral floats where it takes ints (1.5 stays an error)
+JsonInt = BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v)
+MAX_JSON_SEED = 2**53 - 1      # the largest integer every JSON client (JavaScript included) holds exactly
 
 
 class ImagesRequest(SamplingOverrides):
     """Body of ``POST /v1/images/generations`` (and of the streaming route)."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, json_schema_extra={
-        "examples": [{"prompt": "a red circle above a blue square", "n": 2, "response_format": "b64_json",
-                      "seed": 0, "steps": [32, 16], "guidance": 3.0}]})
+        "examples": [{"prompt": "a red circle above a blue square", "n": 1, "response_format": "b64_json",
+                      "seed": 0, "guidance": 3.0}]})
 
-    prompt: Union[Annotated[StrictStr, Field(min_length=1)],
-                  Annotated[list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1,
-                                                                                   max_length=MAX_PROMPTS)]] = Field(
-        description="the text (or, an openimagen extension, a list of up to 8 texts)")
-    n: Annotated[int, PlainNumber, Strict(), Field(ge=1)] = Field(1, description="images per prompt")
+    prompt: Annotated[StrictStr, Field(min_length=1)] = Field(description="the text to draw")
+    n: Annotated[int, Field(ge=1), PlainNumber, Strict()] = Field(1, description="number of images")
     size: Optional[StrictStr] = Field(None, description="'WxH' of a stage's output (e.g. '64x64'); smaller sizes "
                                                         "stop the cascade at that stage; default: the last stage's")
     response_format: Literal["b64_json", "url"] = "b64_json"
@@ -39,7 +38,7 @@ class ImagesRequest(SamplingOverrides):
     quality: Optional[StrictStr] = Field(None, description="accepted for compatibility; not used")
     style: Optional[StrictStr] = Field(None, description="accepted for compatibility; not used")
     # openimagen's own fields
-    seed: Annotated[int, PlainNumber, Strict(), Field(ge=0, le=MAX_SEED)] = Field(
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), PlainNumber, Strict()] = Field(
         0, description="seed of the first image; image k uses seed + k")
     negative_prompt: Optional[StrictStr] = Field(None, description="guide away from this text, for every prompt")
     batch_invariant: StrictBool = Field(False, description="bit-exact mode: the image's bits do not depend on the "
@@ -49,8 +48,42 @@ class ImagesRequest(SamplingOverrides):
 class StreamRequest(ImagesRequest):
     """Body of ``POST /v1/images/generations/stream``: a generation request plus the preview period."""
 
-    preview_every: Annotated[int, PlainNumber, Strict(), Field(ge=0, le=1000)] = Field(
+    preview_every: Annotated[int, Field(ge=0, le=1000), PlainNumber, JsonInt, Strict()] = Field(
         0, description="send the x0 estimate as PNGs every this many steps (0: no previews)")
+
+
+def service_models(config, stages: int, sizes: list[str]) -> tuple[type, type]:
+    """:class:`ImagesRequest` and :class:`StreamRequest` with this service's limits written into their schema (so
+    ``/openapi.json`` states exactly what is accepted): ``n`` up to ``max_images``, prompts up to
+    ``max_prompt_chars``, seeds exact in every JSON client (< 2**53), ``size`` one of the stages' sizes, ``model`` the loaded one, ``steps`` up to
+    ``max_steps``, and per-stage lists with exactly one value per stage."""
+    from openimagen.pipeline.config import (MAX_STEPS, AugLevel, Guidance, Percentile, SamplerName, SpacingName,
+                                            ThresholdName)
+
+    def per_stage(kind):
+        return Optional[Union[kind, Annotated[tuple[kind, ...], Field(min_length=stages, max_length=stages)]]], None
+
+    text = Annotated[StrictStr, Field(min_length=1, max_length=config.max_prompt_chars)]
+    fields = {
+        "prompt": (text, Field(description="the text to draw")),
+        "n": (Annotated[int, Field(ge=1, le=config.max_images), PlainNumber, JsonInt, Strict()],
+              Field(1, description="number of images")),
+        "size": (Optional[Literal[tuple(sizes)]], Field(None, description=ImagesRequest.model_fields["size"]
+                                                        .description)),
+        "model": (Optional[Literal[config.model_name]], None),
+        "negative_prompt": (Optional[Annotated[StrictStr, Field(max_length=config.max_prompt_chars)]], None),
+        "seed": (Annotated[int, Field(ge=0, le=MAX_JSON_SEED - config.max_images + 1), PlainNumber, JsonInt,
+                           Strict()],
+                 Field(0, description="seed of the first image; image k uses seed + k")),
+        "sampler": per_stage(SamplerName), "steps": per_stage(Annotated[int, Field(ge=1, le=min(MAX_STEPS, config.max_steps)), PlainNumber, JsonInt,
+                                     Strict()]),
+        "guidance": per_stage(Guidance), "threshold": per_stage(ThresholdName), "percentile": per_stage(Percentile),
+        "spacing": per_stage(SpacingName), "aug_level": per_stage(AugLevel)}
+    images = create_model("ImagesRequest", __base__=ImagesRequest, **fields)
+    stream = create_model("StreamRequest", __base__=images,
+                          preview_every=(StreamRequest.model_fields["preview_every"].annotation,
+                                         StreamRequest.model_fields["preview_every"]))
+    return images, stream
 
 
 class ImageData(BaseModel):

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from openimagen.errors import OpenImagenError
 from openimagen.pipeline import GenerationRequest, Pipeline
 from openimagen.serve.metrics import Metrics
 
@@ -153,13 +154,14 @@ class Batcher:
             self.metrics.queue_seconds.observe(start - j.enqueued)
         self.metrics.batch_size.observe(sum(j.request.num_images for j in live))
         try:
-            outs = self.pipe.generate_batch([j.request for j in live], callback=self._callback(live))
+            callback = self._callback(live)
+            outs = self.pipe.generate_batch([j.request for j in live], callback=callback)
         except Cancelled as e:
             for j in live:
                 j.future.set_exception(e)
             return
         except Exception as e:                         # never let a batch kill the worker
-            if not isinstance(e, (ValueError, RuntimeError, OSError)):
+            if not isinstance(e, OpenImagenError):
                 log.exception("batch failed")
             for j in live:
                 j.future.set_exception(e)
@@ -167,7 +169,7 @@ class Batcher:
         finally:
             self.metrics.generation_seconds.observe(time.monotonic() - start)
         for j, out in zip(live, outs):
-            self.metrics.images.inc(len(out.images))
+            self.metrics.images.inc(j.request.num_images)
             j.future.set_result(out)
 
     def _callback(self, jobs: list[Job]):
