@@ -57,13 +57,31 @@ def generated(n: int) -> list:
 
 def real(n: int) -> list:
     """n real 64 px images: emoji and clip art (Debian packages) and shapes scenes, a third each."""
-    from openimagen.data.emojis import read_emoji_test, render_emoji
-    from openimagen.data.openclipart import list_clipart
+    from openimagen.data.emojis import NOTO_EMOJI_FONT, _init_font, read_emoji_test, render_emoji
+    from openimagen.data.openclipart import MAX_PIXELS, OPENCLIPART_ROOT, list_clipart
+    from openimagen.data.preprocess import Preprocessor, SkipImage
     from openimagen.data.shapes import make_scene
 
     third = n // 3
-    emoji = [render_emoji(e.chars, 64).convert("RGB") for e in read_emoji_test()[:third * 3:3]][:third]
-    clip = [Image.open(p).convert("RGB").resize((64, 64), Image.BICUBIC) for p in list_clipart(limit=third)]
+    _init_font(str(NOTO_EMOJI_FONT))
+    emoji = []
+    for e in read_emoji_test()[::7]:
+        try:
+            emoji.append(render_emoji(e.chars, 64).convert("RGB"))
+        except ValueError:                     # not one glyph in this font
+            continue
+        if len(emoji) == third:
+            break
+    pre, clip = Preprocessor(64, "pad", 16, MAX_PIXELS), []     # as the data builder does (white pad, no bombs)
+    for p in list_clipart():
+        try:
+            im = pre.pil(Path(OPENCLIPART_ROOT) / p).convert("RGB")
+        except SkipImage:
+            continue
+        if np.ptp(np.asarray(im)) >= 8:
+            clip.append(im)
+        if len(clip) == third:
+            break
     scenes = [make_scene(i, seed=11, split="train", size=64)[0].convert("RGB") for i in range(n - len(emoji) - len(clip))]
     return emoji + clip + scenes
 

@@ -45,18 +45,21 @@ def app_builder(args: dict):
 
 def run_ray(spec: dict, host: str, port: int, max_replicas: int, address: Optional[str] = None) -> int:
     """Connect to (or start) Ray, serve on ``host:port`` and block until interrupted."""
+    import signal
+
     import ray
     from ray import serve
 
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)          # delivered to sigwait below, not as exceptions
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": host, "port": port})
-    serve.run(deployment(spec, max_replicas), name="openimagen", route_prefix="/")
-    print(f"openimagen: serving on Ray Serve at http://{host}:{port}/ with up to {max_replicas} replica(s)",
-          flush=True)
     try:
-        import signal
-
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(deployment(spec, max_replicas), name="openimagen", route_prefix="/")
+        print(f"openimagen: serving on Ray Serve at http://{host}:{port}/ with up to {max_replicas} replica(s)",
+              flush=True)
+        signal.sigwait(stop)
+        print("openimagen: stopping Ray Serve", flush=True)
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -60,7 +60,7 @@ async function* events(response) {
   }
 }
 
-function addCard(item, body, summary) {
+function addCard(run, item, summary) {
   const card = document.createElement("figure");
   card.className = "card";
   const src = "data:image/png;base64," + item.b64_json;
@@ -75,7 +75,7 @@ function addCard(item, body, summary) {
   const a = card.querySelector("a");
   a.href = src;
   a.download = `openimagen-${item.seed}.png`;
-  $("gallery").prepend(card);
+  run.append(card);
   return card;
 }
 
@@ -89,6 +89,9 @@ async function generate(ev) {
   $("progress").value = 0;
   setStatus("queued…");
   const cards = [];
+  const run = document.createElement("div");       // this call's images, newest call first, in seed order
+  run.className = "run";
+  $("gallery").prepend(run);
   try {
     const r = await fetch("/v1/images/generations/stream", { method: "POST", headers: headers(), body: JSON.stringify(body) });
     if (!r.ok) {
@@ -104,7 +107,7 @@ async function generate(ev) {
           $("preview").replaceChildren(...data.preview.map((b) => Object.assign(new Image(), { src: "data:image/png;base64," + b, alt: "preview" })));
         }
       } else if (event === "image") {
-        cards.push([data, addCard(data, body, null)]);
+        cards.push([data, addCard(run, data, null)]);
       } else if (event === "done") {
         for (const [item, card] of cards) {
           card.querySelector(".settings").textContent = data.openimagen.settings
