@@ -17,6 +17,7 @@ halving and re-enlarging the image; the pattern is made for the image's size, so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -43,6 +44,13 @@ def _high_pass(y: np.ndarray) -> np.ndarray:
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+@lru_cache(maxsize=16)
+def _references(wm: "Watermark", height: int, width: int) -> np.ndarray:
+    """(1 + decoys, height * width): the high-passed patterns of the key and of the decoy keys, made once per size."""
+    keys = [wm.key] + [wm.key + 1 + i for i in range(wm.decoys)]
+    return np.stack([_high_pass(wm.pattern(height, width, k)).ravel() for k in keys])
 
 
 @dataclass(frozen=True)
@@ -83,13 +91,9 @@ class Watermark:
         r = _high_pass(_luma(rgb))
         r = r / (np.sqrt(_box_mean(r * r)) + 1.0)   # local contrast normalisation: edges stop drowning the mark
         r = r - r.mean()
-
-        def corr(key=None):
-            q = _high_pass(self.pattern(h, w, key))
-            return float((r * q).sum())
-
-        null = np.array([corr(self.key + 1 + i) for i in range(self.decoys)])
+        scores = _references(self, h, w) @ r.ravel()  # (1 + decoys,): the key's correlation, then the decoys'
+        key, null = scores[0], scores[1:]
         if null.std() < 1e-9:                  # a flat image: nothing to correlate
             return Detection(0.0, False)
-        z = (corr() - null.mean()) / null.std()
+        z = (key - null.mean()) / null.std()
         return Detection(float(z), bool(z >= self.threshold))
