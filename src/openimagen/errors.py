@@ -38,6 +38,11 @@ class GenerationError(OpenImagenError, RuntimeError):
     """Generation ran but produced something unusable (non-finite pixels from broken weights or settings)."""
 
 
+class TrainingError(OpenImagenError, RuntimeError):
+    """Training stopped because it cannot go on meaningfully (a non-finite loss or gradient); the message names
+    the step and the last good checkpoint, which is kept."""
+
+
 class PolicyError(OpenImagenError, ValueError):
     """A prompt was refused by the prompt policy (its deny-list); the message names the prompt and the term."""
 

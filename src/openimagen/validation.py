@@ -81,7 +81,7 @@ def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tup
     first, _, rest = msg.partition(" ")
     if rest.startswith("should") and first in ("Input", "Tuple", "List", "String", "Value", "Dictionary"):
         msg = f"{path or 'value'} {rest.replace(' after validation', '')}"
-    elif msg.startswith("Extra inputs are not permitted"):
+    elif msg.startswith("Extra inputs are not permitted") or err["type"] == "unexpected_keyword_argument":
         return f"unknown field {path!r}", None
     elif msg == "Field required":
         return f"{path} is required", None

@@ -81,3 +81,29 @@ def test_optimiser_state_round_trip(kind):
     for name, st in sd["state"].items():
         for k, v in st.items():
             assert torch.equal(back["state"][name][k], v) if torch.is_tensor(v) else back["state"][name][k] == v
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.update(step="abc"), "step should be a valid integer, got 'abc'"),
+    (lambda s: s.update(step=-3), "step should be greater than or equal to 0"),
+    (lambda s: s.pop("optimiser"), "optimiser is required"),
+    (lambda s: s.update(rng={"a": 1}), "rng should be a valid list"),
+    (lambda s: s.update(global_batch=0), "global_batch should be greater than or equal to 1"),
+    (lambda s: s.update(stage_config=[]), "stage_config should be a valid dictionary"),
+])
+def test_a_damaged_state_json_is_one_line_model_load_error(assets, tmp_path, edit, words):
+    """Issue 10, kind 1: state.json is checked by the same mechanism as every config."""
+    import json
+
+    from openimagen.errors import ModelLoadError
+    from openimagen.train.checkpoint import STATE, Checkpoint, checkpoint_dirs
+    from openimagen.train.trainer import train
+    from tests.train.conftest import run_config
+
+    train(run_config(assets, tmp_path / "run", max_steps=1))
+    path = checkpoint_dirs(tmp_path / "run")[-1] / STATE
+    state = json.loads(path.read_text())
+    edit(state)
+    path.write_text(json.dumps(state))
+    with pytest.raises(ModelLoadError, match="is damaged or was edited: " + words):
+        Checkpoint.read(path.parent)

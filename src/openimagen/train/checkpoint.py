@@ -21,14 +21,17 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
 from openimagen.pipeline.config import StageConfig
 from openimagen.pipeline.io import load_weights
+from openimagen.validation import PlainNumber, checked
 
 FORMAT = 1
 STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safetensors", "optimiser.safetensors", \
@@ -71,6 +74,22 @@ def run_dir_of(checkpoint: Path) -> Path | None:
     return p.parent.parent if p.parent.name == "checkpoints" else None
 
 
+class CheckpointState(BaseModel):
+    """What ``state.json`` must hold, type-checked by the project's one validating mechanism (pydantic); other
+    keys (data position, scheduler, text encoder id, ...) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal[FORMAT]
+    step: Annotated[int, Field(ge=0), PlainNumber, Strict()]
+    run_config: dict
+    stage_config: dict
+    optimiser: dict
+    rng: list
+    global_batch: Optional[Annotated[int, Field(ge=1), PlainNumber, Strict()]] = None
+    scaler: Optional[dict] = None
+
+
 @dataclass
 class Checkpoint:
     path: Path
@@ -85,6 +104,8 @@ class Checkpoint:
             raise ModelLoadError(f"{p / STATE} is not readable JSON ({e})") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ModelLoadError(f"{p / STATE} is not an openimagen training checkpoint of format {FORMAT}")
+        checked(lambda: CheckpointState.model_validate(state), ModelLoadError, state,
+                f"{p / STATE} is damaged or was edited")
         return cls(p, state)
 
     @property

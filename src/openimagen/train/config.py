@@ -21,11 +21,13 @@ import json
 import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
+from pydantic import ConfigDict, Field, Strict, StrictBool, StrictStr, TypeAdapter
+from pydantic.dataclasses import dataclass
 
 from openimagen.diffusion.loss import WEIGHTINGS
 from openimagen.diffusion.parameterization import ParamConfig
@@ -33,7 +35,8 @@ from openimagen.diffusion.schedules import ScheduleConfig
 from openimagen.errors import ConfigError
 from openimagen.nn import UNetConfig, get_preset
 from openimagen.pipeline.config import SamplingConfig, StageConfig
-from openimagen.validation import checked
+from openimagen.configs import dataclass_from_dict
+from openimagen.validation import PlainNumber, checked
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMISERS = ("adamw", "adafactor")
@@ -43,85 +46,104 @@ BACKENDS = ("auto", "nccl", "gloo")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-@dataclass(frozen=True)
+def _one_of(*valid):
+    return Literal[valid]
+
+
+# Field types with their ranges, declared once; pydantic checks them when the config is built (one-line
+# ConfigError naming the dotted key, e.g. ``optimiser.lr should be greater than 0, got -1.0``).
+Int = Annotated[int, PlainNumber, Strict()]
+Count = Annotated[int, Field(ge=1), PlainNumber, Strict()]
+NonNegInt = Annotated[int, Field(ge=0), PlainNumber, Strict()]
+Float = Annotated[float, Field(allow_inf_nan=False), PlainNumber, Strict()]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False), PlainNumber, Strict()]
+Unit = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]      # [0, 1)
+Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
+Side = Annotated[int, Field(ge=1, le=1 << 14), PlainNumber, Strict()]
+Bool = StrictBool
+Str = StrictStr
+CONFIG = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, config=CONFIG)
 class UNetSection:
-    preset: Optional[str] = None                  # a name from openimagen.nn.PRESETS ...
+    preset: Optional[Str] = None                  # a name from openimagen.nn.PRESETS ...
     overrides: dict = field(default_factory=dict)  # ... with these UNetConfig fields replaced
     config: Optional[dict] = None                 # or a full UNetConfig (instead of preset)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class StageSection:
-    resolution: int = 64                          # output side of the stage (images are loaded at this size)
-    lowres_resolution: Optional[int] = None       # set: a super-resolution stage from this size
+    resolution: Side = 64                         # output side of the stage (images are loaded at this size)
+    lowres_resolution: Optional[Side] = None      # set: a super-resolution stage from this size
     unet: UNetSection = field(default_factory=UNetSection)
     schedule: dict = field(default_factory=dict)  # ScheduleConfig fields (name, logsnr_min, logsnr_max, shift)
     param: dict = field(default_factory=dict)     # ParamConfig fields (name: eps | v | edm, sigma_data)
     sampling: dict = field(default_factory=dict)  # SamplingConfig fields: the exported stage's defaults
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class DataSection:
-    path: str = ""                                # folder, .jsonl/.csv manifest, or a build_image_cache folder
-    resize: str = "center_crop"                   # center_crop | pad
-    caption_mode: str = "primary"                 # primary | per_epoch (one caption variant per epoch)
-    min_size: int = 0                             # skip images whose shorter side is smaller
-    verify: bool = True                           # decode every image at start (false: header check only)
-    crop_size: Optional[int] = None               # SR only: train on random crops of this side (Imagen 1024px)
-    num_workers: int = 0                          # DataLoader worker processes
+    path: Str = ""                                # folder, .jsonl/.csv manifest, or a build_image_cache folder
+    resize: _one_of("center_crop", "pad") = "center_crop"
+    caption_mode: _one_of("primary", "per_epoch") = "primary"   # per_epoch: one caption variant per epoch
+    min_size: NonNegInt = 0                       # skip images whose shorter side is smaller
+    verify: Bool = True                           # decode every image at start (false: header check only)
+    crop_size: Optional[Side] = None              # SR only: train on random crops of this side (Imagen 1024px)
+    num_workers: NonNegInt = 0                    # DataLoader worker processes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class TextSection:
-    encoder: str = "default"                      # "default" (MiniLM) or a local Hugging Face encoder directory
-    max_length: int = 32                          # tokens per caption
-    cache_dir: Optional[str] = None               # fp16 embedding cache; default RUN/text_embeddings
+    encoder: Str = "default"                      # "default" (MiniLM) or a local Hugging Face encoder directory
+    max_length: Annotated[int, Field(ge=1, le=4096), PlainNumber, Strict()] = 32   # tokens per caption
+    cache_dir: Optional[Str] = None               # fp16 embedding cache; default RUN/text_embeddings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class OptimiserSection:
-    name: str = "adamw"                           # adamw | adafactor
-    lr: float = 1e-4                              # peak learning rate
-    betas: tuple[float, ...] = (0.9, 0.999)       # AdamW betas
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    warmup_steps: int = 0                         # linear warm-up from 0 to lr
-    decay: str = "constant"                       # after warm-up: constant | cosine (to min_lr at max_steps)
-    min_lr: float = 0.0
-    grad_clip: float = 1.0                        # max global grad norm; 0 disables clipping
+    name: _one_of(*OPTIMISERS) = "adamw"
+    lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 1e-4   # peak rate
+    betas: Annotated[tuple[Beta, Beta], Field()] = (0.9, 0.999)   # AdamW betas, each in [0, 1)
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 1e-8
+    weight_decay: NonNeg = 0.0
+    warmup_steps: NonNegInt = 0                   # linear warm-up from 0 to lr
+    decay: _one_of(*DECAYS) = "constant"          # after warm-up: constant | cosine (to min_lr at max_steps)
+    min_lr: NonNeg = 0.0
+    grad_clip: NonNeg = 1.0                       # max global grad norm; 0 disables clipping
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class TrainSection:
-    batch_size: int = 32                          # per rank and micro-batch; global = batch_size x world x grad_accum
-    grad_accum: int = 1                           # micro-batches per optimiser step
-    ema_decay: float = 0.9999                     # 0 disables EMA (the EMA then equals the weights)
-    text_drop_prob: float = 0.1                   # classifier-free guidance: drop the text this often
-    weighting: str = "native"                     # native | min_snr | snr+1
-    min_snr_gamma: float = 5.0
-    aug_max: float = 0.5                          # SR: noise augmentation level t_aug ~ U[0, aug_max]
+    batch_size: Annotated[int, Field(ge=1, le=1 << 16), PlainNumber, Strict()] = 32   # per rank and micro-batch
+    grad_accum: Count = 1                         # micro-batches per optimiser step
+    ema_decay: Unit = 0.9999                      # 0 disables EMA (the EMA then equals the weights)
+    text_drop_prob: Unit = 0.1                    # classifier-free guidance: drop the text this often
+    weighting: _one_of(*WEIGHTINGS) = "native"
+    min_snr_gamma: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 5.0
+    aug_max: Unit = 0.5                           # SR: noise augmentation level t_aug ~ U[0, aug_max]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class LogSection:
-    log_every: int = 10                           # steps between metrics.jsonl / TensorBoard rows
-    sample_every: int = 0                         # steps between sample grids (0: never)
-    checkpoint_every: int = 1000                  # steps between checkpoints (one is always written at the end)
-    keep_last: int = 3                            # checkpoints kept
-    sample_prompts: tuple[str, ...] = ("a red circle", "a blue square")
-    sample_seed: int = 0                          # image k of a grid uses seed sample_seed + k
-    sample_steps: Optional[int] = None            # sampler steps of the grids (default: stage.sampling.steps)
-    tensorboard: bool = True
-    progress: bool = True                         # tqdm bar
+    log_every: Count = 10                         # steps between metrics.jsonl / TensorBoard rows
+    sample_every: NonNegInt = 0                   # steps between sample grids (0: never)
+    checkpoint_every: Count = 1000                # steps between checkpoints (one is always written at the end)
+    keep_last: Count = 3                          # checkpoints kept
+    sample_prompts: tuple[Str, ...] = ("a red circle", "a blue square")
+    sample_seed: NonNegInt = 0                    # image k of a grid uses seed sample_seed + k
+    sample_steps: Optional[Count] = None          # sampler steps of the grids (default: stage.sampling.steps)
+    tensorboard: Bool = True
+    progress: Bool = True                         # tqdm bar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class DistributedSection:
-    strategy: str = "ddp"                         # ddp | fsdp (shards parameters, grads, optimiser state)
-    backend: str = "auto"                         # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+    strategy: _one_of(*STRATEGIES) = "ddp"        # ddp | fsdp (shards parameters, grads, optimiser state)
+    backend: _one_of(*BACKENDS) = "auto"          # auto (nccl on GPU, gloo on CPU) | nccl | gloo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class RunConfig:
     stage: StageSection = field(default_factory=StageSection)
     data: DataSection = field(default_factory=DataSection)
@@ -130,20 +152,25 @@ class RunConfig:
     train: TrainSection = field(default_factory=TrainSection)
     log: LogSection = field(default_factory=LogSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
-    seed: int = 0
-    max_steps: int = 1000
-    precision: str = "fp32"                       # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
-    device: str = "auto"                          # auto | cpu | cuda
-    out: str = "runs/run"                         # run folder (``--out`` overrides)
+    seed: NonNegInt = 0
+    max_steps: Count = 1000
+    precision: _one_of(*PRECISIONS) = "fp32"      # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
+    device: _one_of(*DEVICES) = "auto"            # auto | cpu | cuda
+    out: Str = "runs/run"                         # run folder (``--out`` overrides)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, d: Any) -> "RunConfig":
-        cfg = _build(cls, d, "")
-        cfg.validate()
-        return cfg
+        """Build and check a run config from a mapping; :class:`ConfigError` (one line, dotted key) if not."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"the config must be a mapping, got {type(d).__name__}")
+        try:
+            cfg = checked(lambda: TypeAdapter(cls).validate_python(d), ConfigError, d)
+        except ConfigError as e:
+            raise ConfigError(_with_valid_keys(str(e))) from None
+        return cfg.validate()
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -164,7 +191,7 @@ class RunConfig:
             raise ConfigError(f"stage.unet: {e}") from None
         parts = {}
         for name, cls in (("schedule", ScheduleConfig), ("param", ParamConfig), ("sampling", SamplingConfig)):
-            parts[name] = _build(cls, getattr(st, name), f"stage.{name}.")
+            parts[name] = dataclass_from_dict(cls, getattr(st, name), f"stage.{name}")
         try:
             return StageConfig(unet=unet, resolution=st.resolution, lowres_resolution=st.lowres_resolution,
                                **parts).validate()
@@ -172,32 +199,10 @@ class RunConfig:
             raise ConfigError(f"stage: {e}") from None
 
     def validate(self) -> "RunConfig":
-        checks = [("precision", self.precision, PRECISIONS), ("device", self.device, DEVICES),
-                  ("optimiser.name", self.optimiser.name, OPTIMISERS), ("optimiser.decay", self.optimiser.decay, DECAYS),
-                  ("train.weighting", self.train.weighting, WEIGHTINGS),
-                  ("distributed.strategy", self.distributed.strategy, STRATEGIES),
-                  ("distributed.backend", self.distributed.backend, BACKENDS),
-                  ("data.resize", self.data.resize, ("center_crop", "pad")),
-                  ("data.caption_mode", self.data.caption_mode, ("primary", "per_epoch"))]
-        for key, value, valid in checks:
-            if value not in valid:
-                raise ConfigError(f"{key} must be one of {', '.join(valid)}; got {value!r}")
-        positive = [("max_steps", self.max_steps), ("train.batch_size", self.train.batch_size),
-                    ("train.grad_accum", self.train.grad_accum), ("log.log_every", self.log.log_every),
-                    ("log.checkpoint_every", self.log.checkpoint_every), ("log.keep_last", self.log.keep_last),
-                    ("text.max_length", self.text.max_length), ("stage.resolution", self.stage.resolution)]
-        for key, value in positive:
-            if value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}")
-        for key, value, lo, hi in (("train.text_drop_prob", self.train.text_drop_prob, 0, 1),
-                                   ("train.ema_decay", self.train.ema_decay, 0, 1),
-                                   ("train.aug_max", self.train.aug_max, 0, 1)):
-            if not lo <= value < hi:
-                raise ConfigError(f"{key} must be in [{lo}, {hi}), got {value}")
-        if self.optimiser.lr <= 0 or self.optimiser.min_lr < 0 or self.optimiser.grad_clip < 0:
-            raise ConfigError("optimiser.lr must be > 0, optimiser.min_lr and optimiser.grad_clip >= 0")
-        if len(self.optimiser.betas) != 2:
-            raise ConfigError(f"optimiser.betas must hold two numbers, got {list(self.optimiser.betas)}")
+        """The checks that span fields (types and ranges are the fields' own)."""
+        if self.optimiser.min_lr > self.optimiser.lr:
+            raise ConfigError(f"optimiser.min_lr ({self.optimiser.min_lr}) must not exceed optimiser.lr "
+                              f"({self.optimiser.lr})")
         if not self.data.path:
             raise ConfigError("data.path is required (a folder, a .jsonl/.csv manifest or an image cache folder)")
         if not self.log.sample_prompts and not self.is_super_resolution and self.log.sample_every:
@@ -265,50 +270,18 @@ def load_config(path, **overrides) -> RunConfig:
         raise ConfigError(f"{path}: {e}") from None
 
 
-# ------------------------------------------------------------------------------------------ typed building
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None)) + " or null"
-    if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping"}.get(
-        tp, str(tp))
-
-
-def _convert(value, tp, key: str, expected: str = ""):
-    """``value`` as type ``tp`` or a ConfigError naming ``key`` and the expected type."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        if value is None:
-            return None
-        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(value, inner, key, _type_name(tp))
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".")
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          str: isinstance(value, str), bool: isinstance(value, bool), dict: isinstance(value, dict)}.get(tp)
-    if origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(_convert(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
-        ok = False
-    if not ok:
-        raise ConfigError(f"key '{key}' must be {expected or _type_name(tp)}, got {value!r} ({type(value).__name__})")
-    return float(value) if tp is float else value
-
-
-def _build(cls, d: Any, prefix: str):
-    """Build dataclass ``cls`` from a mapping, naming every unknown key and wrong type with its dotted path."""
-    if not isinstance(d, dict):
-        where = f"'{prefix[:-1]}'" if prefix else "the config"
-        raise ConfigError(f"{where} must be a mapping, got {d!r} ({type(d).__name__})")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in d:
-        if key not in names:
-            raise ConfigError(f"unknown key '{prefix}{key}' (valid: {', '.join(sorted(names))})")
-    values = {k: _convert(v, hints[k], prefix + k) for k, v in d.items()}
-    return checked(lambda: cls(**values), ConfigError, values, prefix[:-1])
+# ------------------------------------------------------------------------------------------ messages
+def _with_valid_keys(message: str) -> str:
+    """``unknown field 'optimiser.lrr'`` -> ``unknown key 'optimiser.lrr' (valid: betas, decay, ...)``."""
+    m = re.match(r"unknown field '([\w.]+)'", message)
+    if not m:
+        return message
+    *parents, _ = m.group(1).split(".")
+    cls = RunConfig
+    for part in parents:
+        hints = typing.get_type_hints(cls)
+        cls = hints.get(part)
+        if not dataclasses.is_dataclass(cls):
+            return message
+    names = sorted(f.name for f in dataclasses.fields(cls))
+    return f"unknown key '{m.group(1)}' (valid: {', '.join(names)})"

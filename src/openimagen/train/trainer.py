@@ -30,7 +30,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_optimizer_state_dict)
 
 from openimagen.diffusion.denoiser import Denoiser
-from openimagen.errors import ConfigError
+from openimagen.errors import ConfigError, TrainingError
 from openimagen.pipeline import Stage
 from openimagen.train import distributed
 from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OPTIMISER, Checkpoint, check_compatible,
@@ -148,7 +148,7 @@ class Trainer:
         self.monitor.write_config({**cfg.to_dict(), "out": str(self.run_dir)})
         loader = iter(micro_batch_loader(self.dataset, cfg, self.layout, d.rank, self.start_step))
         pending, last_saved, t_log, n_log = [], self.start_step, time.perf_counter(), 0
-        with self._stop_on_signals():
+        with self._stop_on_signals(), self._close_on_error():
             for step in range(self.start_step, cfg.max_steps):
                 lr = lr_at(cfg, step)
                 loss, grad_norm = self._step(step, lr, loader)
@@ -197,11 +197,27 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         if hasattr(grad_norm, "full_tensor"):
             grad_norm = grad_norm.full_tensor()
+        self._check_finite(step, total / accum, grad_norm)
         self.scaler.step(self.optimiser)
         self.scaler.update()
         self.optimiser.zero_grad(set_to_none=True)
         self.ema.update(distributed.unwrap(self.model))
         return total / accum, grad_norm.detach()
+
+    def _check_finite(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Stop before a non-finite loss or gradient reaches the weights (an fp16 run's inf gradients are the
+        loss scaler's to skip). Raises :class:`TrainingError` naming the step and the last good checkpoint."""
+        bad_loss = not bool(torch.isfinite(loss))
+        bad_grad = not self.scaler.is_enabled() and not bool(torch.isfinite(grad_norm))
+        if not distributed.any_rank(self.dist, bad_loss or bad_grad):
+            return
+        self.optimiser.zero_grad(set_to_none=True)
+        last = checkpoint_dirs(self.run_dir)
+        kept = f"the last good checkpoint, {last[-1]}, is kept" if last else "no checkpoint was written yet"
+        what = f"the loss is {float(loss)}" if bad_loss else f"the gradient norm is {float(grad_norm)}"
+        raise TrainingError(f"training stopped at step {step + 1}: {what}; the weights were not updated and {kept}. "
+                            f"Lower optimiser.lr (now {self.cfg.optimiser.lr:g}), keep optimiser.grad_clip on, or "
+                            f"check the data; resume with --resume {self.run_dir}")
 
     def _micro_batch(self, items: dict, step: int, positions) -> TrainBatch:
         """The loader's images (cropped for SR on crops) and their cached caption embeddings, on the device."""
@@ -221,6 +237,16 @@ class Trainer:
             raise ValueError(f"the training objective {type(self.objective).__name__} returned a loss of shape "
                              f"{tuple(losses.shape)}; it must return one loss per example, ({batch.batch_size},)")
         return losses.mean()
+
+    @contextlib.contextmanager
+    def _close_on_error(self):
+        """A TrainingError is written to the run's log too, and the monitor is closed."""
+        try:
+            yield
+        except TrainingError as e:
+            self.monitor.write(f"error: {e}")
+            self.monitor.close()
+            raise
 
     def _autocast(self):
         if self.autocast_dtype is None:
