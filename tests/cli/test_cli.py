@@ -78,8 +78,10 @@ def test_info(model, capsys):
     (["generate", "--from-png", "missing.png"], "cannot read missing.png"),
     (["generate"], "give at least one prompt"),
     (["generate", "a", "-o", "x.jpg"], "must end in .png"),
-    (["generate", "a", "--device", "cuda"], "no CUDA GPU"),
-    (["generate", "a", "--device", "toaster"], "unknown device"),
+    (["generate", "a", "--device", "cuda"], "--device: device 'cuda' requested but CUDA is not available"),
+    (["generate", "a", "--device", "meta"], "--device: device 'meta' cannot run models"),
+    (["generate", "a", "--device", "banana"], "--device: invalid device 'banana'"),
+    (["generate", "a", "--device", "toaster"], "--device: invalid device 'toaster'"),
 ])
 def test_bad_generate_input_is_one_line_exit_2(model, tmp_path, capsys, argv, match):
     argv = argv + ["--model", str(model)] + ([] if "-o" in argv else ["-o", str(tmp_path / "x.png")])

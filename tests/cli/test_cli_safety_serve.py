@@ -69,7 +69,8 @@ def test_generated_pngs_carry_the_mark_of_the_default_model(capsys, tmp_path):
     (["--replicas", "0"], "--replicas must be at least 1"),
     (["--dtype", "int8"], "--dtype must be one of"),
     (["--api-keys", "/no/such/keys.txt"], "--api-keys /no/such/keys.txt: cannot read it"),
-    (["--device", "cuda:0"], "no CUDA GPU"),
+    (["--device", "cuda:0"], "CUDA is not available"),
+    (["--device", "meta"], "cannot run models"),
     (["--policy", "/no/such/deny.txt"], "prompt policy /no/such/deny.txt: cannot read it"),
 ])
 def test_bad_serve_flags_are_one_line_exit_2(capsys, argv, match):

@@ -101,14 +101,13 @@ def _progress(disabled: bool, pipe, settings):
 
 
 def _check_device(device: str) -> str:
-    import torch
+    """``device`` if this machine can run models on it (cpu, cuda[:N], mps), else InvalidArgumentError."""
+    from openimagen.text.hf import resolve_device
 
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InvalidArgumentError(f"unknown device {device!r}; use cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        resolve_device(device)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"--device: {e}") from None
     return device
 
 

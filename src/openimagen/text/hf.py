@@ -73,6 +73,8 @@ def resolve_device(device: torch.device | str) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise InvalidArgumentError(f"invalid device {device!r}; use e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InvalidArgumentError(f"device {str(device)!r} cannot run models; use 'cpu', 'cuda[:N]' or 'mps'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError(f"device {str(device)!r} requested but CUDA is not available; use device='cpu'")
     if dev.type == "mps" and not torch.backends.mps.is_available():
