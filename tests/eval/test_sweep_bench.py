@@ -105,7 +105,7 @@ def test_peak_memory_falls_back_to_getrusage(monkeypatch, tmp_path):
     (["bench", "--model", "m", "--repeats", "0"], "--repeats must be >= 1"),
     (["bench", "--model", "m", "--warmup", "-1"], "--warmup must be >= 0"),
     (["bench", "--model", "m", "--threads", "0"], "--threads must be >= 1"),
-    (["bench", "--model", "m", "--device", "tpu"], "unknown device 'tpu'"),
+    (["bench", "--model", "m", "--device", "tpu"], "--device: invalid device 'tpu'"),
 ])
 def test_bad_arguments(capsys, argv, match):
     code, _, err = run_cli(capsys, *argv)
