@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from openimagen.cli.values import per_stage
+from openimagen.cli.values import per_stage, read_image
 from openimagen.errors import InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.provenance import image_metadata, png_info, read_record
 
@@ -47,6 +47,10 @@ def add_generate_parser(subparsers) -> None:
                    help="bit-exact mode: an image's bits do not depend on its batch (slower; see README)")
     p.add_argument("--from-png", type=Path, default=None,
                    help="re-create the image recorded in this openimagen PNG (its prompt, seed and settings)")
+    p.add_argument("--image", type=Path, default=None,
+                   help="image-to-image (SDEdit): edit this image toward the prompt(s) instead of starting from noise")
+    p.add_argument("--strength", type=float, default=0.6,
+                   help="with --image: how far to move from it, 0 (unchanged) .. 1 (text-to-image) (default 0.6)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16 "
                    "(the sampler state stays float32; default float32)")
@@ -133,6 +137,9 @@ def request_from_args(args):
             raise InvalidArgumentError("--from-png takes its prompt and settings from the PNG; give no prompts or "
                                        f"sampling flags with it (got {', '.join(given) or 'prompts'})")
         record = read_record(args.from_png)
+        if "edit" in record:
+            raise InvalidArgumentError(f"--from-png: {args.from_png} was made by {record['edit'].get('mode')} from a "
+                                       f"user's image, which the record does not hold; it cannot be re-created")
         request = GenerationRequest.from_dict(record["request"])
         return request.model_copy(update={"batch_invariant": request.batch_invariant or args.batch_invariant}), record
     if not args.prompts:
@@ -156,6 +163,15 @@ def run_generate(args) -> int:
     if args.dtype not in DTYPES:
         raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
     request, record = request_from_args(args)
+    if args.image is not None and args.from_png is not None:
+        raise InvalidArgumentError("--image and --from-png contradict each other; give one")
+    if args.image is not None:
+        from openimagen.edit.img2img import check_strength
+
+        try:
+            check_strength(args.strength)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"--{e}") from None
     policy = safety_from_args(args)
     if policy is not None:
         policy.check(request.prompts)
@@ -176,7 +192,10 @@ def run_generate(args) -> int:
               f"{pipe.model_hash}, so the image may differ", file=sys.stderr)
     callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
     try:
-        out = pipe(request, callback=callback)
+        if args.image is None:
+            out = pipe(request, callback=callback)
+        else:
+            out = pipe.img2img(read_image(args.image, "--image: "), request, strength=args.strength, callback=callback)
     finally:
         close()
     paths = _write_images(out, args.out, model)

@@ -69,3 +69,15 @@ def progress_bar(disabled: bool, total: int, desc: str, unit: str = "img",
         yield bar.update
     finally:
         bar.close()
+
+
+def read_image(path, what: str = ""):
+    """The image at ``path`` as RGB PIL; :class:`InvalidArgumentError` (one line, prefixed by ``what``) if it
+    cannot be read as an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise InvalidArgumentError(f"{what}cannot read {path} as an image ({e.__class__.__name__})") from None

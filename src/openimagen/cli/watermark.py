@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from openimagen.errors import InvalidArgumentError
+from openimagen.cli.values import read_image
 
 
 def add_watermark_parser(subparsers) -> None:
@@ -20,21 +20,11 @@ def add_watermark_parser(subparsers) -> None:
     d.set_defaults(func=run_detect)
 
 
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise InvalidArgumentError(f"cannot read {path} as an image ({e.__class__.__name__})") from None
-
-
 def run_detect(args) -> int:
     from openimagen.safety import Watermark
 
     wm = Watermark()
-    images = [(path, _open(path)) for path in args.files]     # every file readable before any output
+    images = [(path, read_image(path)) for path in args.files]     # every file readable before any output
     for path, image in images:
         d = wm.detect(image)
         if args.json:

@@ -45,14 +45,18 @@ class PipelineOutput:
     request: Optional[GenerationRequest] = None             # the validated request
     settings: list = field(default_factory=list)            # the SamplingConfig each stage ran with (resolved)
     model_hash: str = ""                                    # Pipeline.model_hash of the model that ran
+    edit: Optional[dict] = None                             # img2img / upscale: mode, strength, first stage run
 
     def record(self, k: int) -> dict:
         """JSON-ready record that re-creates image ``k``: openimagen version, model hash and the request for that
         image alone with every per-stage setting explicit (``GenerationRequest.from_dict(record["request"])``)."""
         from openimagen import __version__
 
-        return {"openimagen_version": __version__, "model_hash": self.model_hash,
-                "request": self.request.for_image(k, self.settings).to_dict()}
+        record = {"openimagen_version": __version__, "model_hash": self.model_hash,
+                  "request": self.request.for_image(k, self.settings).to_dict()}
+        if self.edit is not None:                           # made from a user's image: not re-creatable alone
+            record["edit"] = self.edit
+        return record
 
 
 def to_pil(images: torch.Tensor) -> list:
@@ -263,6 +267,20 @@ class Pipeline:
                                        seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash))
             start += r.num_images
         return outs
+
+    def img2img(self, images, prompts=None, *, strength: float = 0.6, callback: Optional[Callable] = None,
+                **settings) -> PipelineOutput:
+        """Image-to-image (SDEdit): see :func:`openimagen.edit.img2img`."""
+        from openimagen.edit import img2img
+
+        return img2img(self, images, prompts, strength=strength, callback=callback, **settings)
+
+    def upscale(self, images, prompts="", *, stage: int = 1, callback: Optional[Callable] = None,
+                **settings) -> PipelineOutput:
+        """Super-resolution of user images with the SR stages: see :func:`openimagen.edit.upscale`."""
+        from openimagen.edit import upscale
+
+        return upscale(self, images, prompts, stage=stage, callback=callback, **settings)
 
     def mark(self, images: list) -> list:
         """``images`` with this pipeline's watermark (unchanged when it has none)."""

@@ -1,0 +1,3 @@
+"""Editing user images with the cascade: image-to-image (SDEdit) and super-resolution of a user's image."""
+from openimagen.edit.img2img import img2img  # noqa: F401
+from openimagen.edit.upscale import upscale  # noqa: F401

@@ -1,0 +1,85 @@
+"""User images in, cascade tensors out; and the loop that runs a cascade from a given stage on.
+
+Images are resized with the antialiased bilinear filter the SR stages saw at training time
+(:func:`openimagen.train.step.downsample`), so a user's image looks like what a stage was trained on.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from openimagen.errors import GenerationError, InvalidArgumentError
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
+from openimagen.pipeline.request import GenerationRequest
+from openimagen.samplers import generators_from_seeds
+
+ImageInput = Union[Image.Image, torch.Tensor, Sequence[Image.Image]]
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, size, size), antialiased bilinear (as the SR stages' low-res inputs in training)."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def to_tensor(images: ImageInput) -> torch.Tensor:
+    """PIL image(s) (any mode, converted to RGB; all one size) or a (B, 3, H, W) float tensor in [-1, 1] ->
+    (B, 3, H, W) float32 in [-1, 1]. :class:`InvalidArgumentError` for anything else."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise InvalidArgumentError(f"an image tensor must be float (B, 3, H, W) in [-1, 1], got "
+                                       f"{images.dtype} {tuple(images.shape)}")
+        if not torch.isfinite(images).all() or images.abs().max() > 1 + 1e-6:
+            raise InvalidArgumentError("an image tensor must be finite and in [-1, 1]")
+        return images.float()
+    items = [images] if isinstance(images, Image.Image) else list(images)
+    if not items or not all(isinstance(im, Image.Image) for im in items):
+        raise InvalidArgumentError("images must be PIL images or a (B, 3, H, W) tensor in [-1, 1]")
+    sizes = {im.size for im in items}
+    if len(sizes) > 1:
+        raise InvalidArgumentError(f"the images must have one size, got {sorted(sizes)}")
+    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in items])     # (B, H, W, 3)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def per_image(x: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
+    """One input per prompt (or one for all) -> one per image of ``request`` (prompts x num_images_per_prompt)."""
+    n = len(request.prompts)
+    if x.shape[0] not in (1, n):
+        raise InvalidArgumentError(f"give one image, or one per prompt ({n}); got {x.shape[0]}")
+    x = x.expand(n, *x.shape[1:]) if x.shape[0] == 1 else x
+    return x.repeat_interleave(request.num_images_per_prompt, dim=0)
+
+
+def run_from(pipe: Pipeline, request: GenerationRequest, first: int, first_stage: Callable,
+             callback: Optional[Callable], edit: dict) -> PipelineOutput:
+    """Run stages ``first``.. of ``request`` (its settings resolved on ``pipe``); stage ``first`` is
+    ``first_stage(stage, cond, generators, sampling, callback)``, later stages upsample as in text-to-image."""
+    settings = pipe.resolve(request)
+    if first >= len(settings):
+        raise InvalidArgumentError(f"stop_at_stage {len(settings) - 1} is before the first stage run ({first})")
+    t0 = time.perf_counter()
+    cond = pipe.encode(request.image_prompts, request.image_negative_prompts, request.batch_invariant)
+    generators = generators_from_seeds(request.seeds)
+    timings, xs, x = {"text": time.perf_counter() - t0}, [], None
+    for i in range(first, len(settings)):
+        ts = time.perf_counter()
+        cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
+        stage, sampling = pipe.stages[i], settings[i]
+        if i == first:
+            x = first_stage(stage, cond, generators, sampling, cb)
+        else:
+            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb, batch_invariant=request.batch_invariant)
+        if not torch.isfinite(x).all():
+            raise GenerationError(f"stage {i} ({pipe.config.stages[i]}) produced non-finite values (NaN or inf)")
+        xs.append(x)
+        timings[f"stage{i}"] = time.perf_counter() - ts
+    timings["total"] = time.perf_counter() - t0
+    return PipelineOutput(images=pipe.mark(to_pil(x)), stages=xs, timings=timings, seeds=request.seeds,
+                          request=request, settings=settings, model_hash=pipe.model_hash, edit=edit)

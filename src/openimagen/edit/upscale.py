@@ -1,0 +1,35 @@
+"""Super-resolution of a user's image with the cascade's SR stages (Imagen Sec. 2.5, noise conditioning
+augmentation): the image is resized to an SR stage's low-res input with the antialiased filter of training,
+noise-augmented at ``aug_level`` and upsampled by that stage and the ones after it. Higher augmentation levels
+repair more of the input's defects (noise, JPEG blocks) and invent more detail; 0 keeps closest to the input.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
+from openimagen.errors import InvalidArgumentError
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
+from openimagen.pipeline.request import GenerationRequest
+
+
+def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRequest, None] = "", *,
+            stage: int = 1, callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+    """Upsample ``images`` (PIL image(s) of any size, or a (B, 3, H, W) tensor in [-1, 1]) with SR stage
+    ``stage`` and the stages after it, guided by ``prompts`` ("" by default: unconditional). ``aug_level``
+    (per stage, like every sampling setting) sets the noise augmentation of the low-res input.
+
+    Returns a :class:`PipelineOutput` with ``edit = {"mode": "upscale", "start_stage": stage}``. Raises
+    :class:`InvalidArgumentError` if ``stage`` is not a super-resolution stage, or for a bad image or setting."""
+    if not (isinstance(stage, int) and 0 < stage < len(pipe.stages)):
+        raise InvalidArgumentError(f"stage must be a super-resolution stage index in 1..{len(pipe.stages) - 1}, "
+                                   f"got {stage!r}")
+    request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
+    low = pipe.stages[stage].config.lowres_resolution
+    x_low = per_image(resize(to_tensor(images), low), request)                     # (B, 3, r, r)
+
+    def first_stage(st, cond, generators, sampling, callback):
+        return st.sample(cond, generators, sampling, lowres=x_low.to(st.device), callback=callback,
+                         batch_invariant=request.batch_invariant)
+
+    return run_from(pipe, request, stage, first_stage, callback, {"mode": "upscale", "start_stage": stage})
