@@ -1,3 +1,5 @@
-"""Editing user images with the cascade: image-to-image (SDEdit) and super-resolution of a user's image."""
+"""Editing user images with the cascade: image-to-image (SDEdit), inpainting and outpainting, and
+super-resolution of a user's image."""
 from openimagen.edit.img2img import img2img  # noqa: F401
+from openimagen.edit.inpaint import inpaint, outpaint  # noqa: F401
 from openimagen.edit.upscale import upscale  # noqa: F401

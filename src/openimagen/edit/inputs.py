@@ -58,9 +58,10 @@ def per_image(x: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
 
 
 def run_from(pipe: Pipeline, request: GenerationRequest, first: int, first_stage: Callable,
-             callback: Optional[Callable], edit: dict) -> PipelineOutput:
+             callback: Optional[Callable], edit: dict, later_stage: Optional[Callable] = None) -> PipelineOutput:
     """Run stages ``first``.. of ``request`` (its settings resolved on ``pipe``); stage ``first`` is
-    ``first_stage(stage, cond, generators, sampling, callback)``, later stages upsample as in text-to-image."""
+    ``first_stage(stage, cond, generators, sampling, callback)``; later stages upsample as in text-to-image, or
+    run ``later_stage(stage, cond, generators, sampling, lowres, callback)`` when given."""
     settings = pipe.resolve(request)
     if first >= len(settings):
         raise InvalidArgumentError(f"stop_at_stage {len(settings) - 1} is before the first stage run ({first})")
@@ -74,6 +75,8 @@ def run_from(pipe: Pipeline, request: GenerationRequest, first: int, first_stage
         stage, sampling = pipe.stages[i], settings[i]
         if i == first:
             x = first_stage(stage, cond, generators, sampling, cb)
+        elif later_stage is not None:
+            x = later_stage(stage, cond, generators, sampling, x, cb)
         else:
             x = stage.sample(cond, generators, sampling, lowres=x, callback=cb, batch_invariant=request.batch_invariant)
         if not torch.isfinite(x).all():

@@ -275,6 +275,20 @@ class Pipeline:
 
         return img2img(self, images, prompts, strength=strength, callback=callback, **settings)
 
+    def inpaint(self, images, mask, prompts=None, *, callback: Optional[Callable] = None,
+                **settings) -> PipelineOutput:
+        """Inpainting (white mask = repaint): see :func:`openimagen.edit.inpaint`."""
+        from openimagen.edit import inpaint
+
+        return inpaint(self, images, mask, prompts, callback=callback, **settings)
+
+    def outpaint(self, images, prompts=None, *, border: int = 8, callback: Optional[Callable] = None,
+                 **settings) -> PipelineOutput:
+        """Outpainting: see :func:`openimagen.edit.outpaint`."""
+        from openimagen.edit import outpaint
+
+        return outpaint(self, images, prompts, border=border, callback=callback, **settings)
+
     def upscale(self, images, prompts="", *, stage: int = 1, callback: Optional[Callable] = None,
                 **settings) -> PipelineOutput:
         """Super-resolution of user images with the SR stages: see :func:`openimagen.edit.upscale`."""

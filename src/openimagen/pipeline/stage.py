@@ -89,8 +89,10 @@ class Stage(nn.Module):
     @torch.no_grad()
     def sample(self, cond: Cond, generators: Sequence[torch.Generator], sampling: SamplingConfig,
                lowres: Optional[torch.Tensor] = None, callback: Optional[Callable] = None,
-               t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True) -> torch.Tensor:
+               t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True,
+               wrap: Optional[Callable] = None) -> torch.Tensor:
         """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image.
+        ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region).
 
         ``batch_invariant``: evaluate the network image by image so a seed gives the same bits in any batch
         (see ``openimagen.diffusion.batching``); False batches all images for throughput."""
@@ -115,5 +117,7 @@ class Stage(nn.Module):
         den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile)
         if batch_invariant and b > 1:
             den = PerSample(den)
+        if wrap is not None:
+            den = wrap(den)
         out = get_sampler(sampling.sampler)(den, x, sigmas, cond=cond, generator=generators, callback=callback)
         return out.clamp(-1, 1)

@@ -1,0 +1,117 @@
+"""Inpainting and outpainting with a mask, on every stage of the cascade.
+
+Each stage samples its own resolution with the known pixels imposed on the denoiser's estimate: a wrapper
+returns x0_hat' = keep * x_known + (1 - keep) * x0_hat, so the sampler (any of them, unchanged) carries the
+known region along its noise levels and draws only the masked one. This is the replacement idea of RePaint
+(Lugmayr et al. 2022, Eq. 8: known pixels noised to each step's level), applied to the x0 estimate, which for
+the exponential-integrator samplers here puts the known pixels at exactly their noise level's mixture of
+x_known and the sampler's noise; RePaint's resampling jumps are not implemented. ``keep`` is the mask resized to
+the stage with the antialiased filter, so it is soft at the seam: the new content is blended into the old over a
+pixel or two at the base resolution. After the last stage the known pixels are pasted back with the hard mask,
+so the result outside the mask equals the input exactly (at the last stage's resolution).
+
+Masks: white (1) = repaint, black (0) = keep; a PIL image (any mode, converted to grey, > 127 = repaint), a
+(B, 1, H, W) or (H, W) tensor in [0, 1], or a rectangle ``(left, top, right, bottom)`` in the image's pixels.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
+from openimagen.errors import InvalidArgumentError
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
+from openimagen.pipeline.request import GenerationRequest
+
+MaskInput = Union[Image.Image, torch.Tensor, Sequence[int]]
+
+
+class KnownRegion:
+    """Denoiser wrapper: the known pixels replace the estimate where ``keep`` is 1. known (B, 3, R, R) in
+    [-1, 1]; keep (B, 1, R, R) in [0, 1]."""
+
+    def __init__(self, denoiser, known: torch.Tensor, keep: torch.Tensor):
+        self.denoiser, self.known, self.keep = denoiser, known, keep
+
+    def __call__(self, x: torch.Tensor, sigma, cond) -> torch.Tensor:
+        x0 = self.denoiser(x, sigma, cond)
+        return self.keep * self.known + (1 - self.keep) * x0
+
+
+def to_mask(mask: MaskInput, height: int, width: int) -> torch.Tensor:
+    """(B or 1, 1, H, W) float32 in [0, 1], 1 = repaint, for an image of ``height`` x ``width``."""
+    if isinstance(mask, Image.Image):
+        grey = np.asarray(mask.convert("L").resize((width, height), Image.NEAREST), dtype=np.float32)
+        return torch.from_numpy((grey > 127).astype(np.float32))[None, None]
+    if isinstance(mask, torch.Tensor):
+        m = mask.float()
+        m = m[None, None] if m.ndim == 2 else m
+        if m.ndim != 4 or m.shape[1] != 1 or not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+            raise InvalidArgumentError(f"a mask tensor must be (H, W) or (B, 1, H, W) in [0, 1], got "
+                                       f"{tuple(mask.shape)}")
+        return resize(m, height) if tuple(m.shape[-2:]) != (height, width) else m
+    if isinstance(mask, (tuple, list)) and len(mask) == 4 and all(isinstance(v, int) for v in mask):
+        left, top, right, bottom = mask
+        if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+            raise InvalidArgumentError(f"the mask rectangle (left, top, right, bottom) must lie inside the "
+                                       f"{width}x{height} image with left < right and top < bottom, got {tuple(mask)}")
+        m = torch.zeros(1, 1, height, width)
+        m[..., top:bottom, left:right] = 1
+        return m
+    raise InvalidArgumentError("mask must be a PIL image (white = repaint), a tensor in [0, 1] or a rectangle "
+                               "(left, top, right, bottom) of ints")
+
+
+def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *,
+            callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+    """Repaint the masked part of ``images`` (one for all prompts or one per prompt) with ``prompts`` (or a
+    :class:`GenerationRequest`; keyword settings as for ``pipe(...)``); every stage runs, each inpainting at its
+    resolution. ``out.edit = {"mode": "inpaint", "masked_fraction"}``."""
+    request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
+    x_in = to_tensor(images)
+    repaint = to_mask(mask, x_in.shape[-2], x_in.shape[-1])
+    last = len(pipe.resolve(request)) - 1
+    side = pipe.resolutions[last]
+    x_in, repaint = per_image(resize(x_in, side), request), per_image(resize(repaint, side), request)
+
+    def wrap_for(stage):
+        r = stage.config.resolution
+        known, keep = resize(x_in, r).to(stage.device), (1 - resize(repaint, r)).clamp(0, 1).to(stage.device)
+        return lambda den: KnownRegion(den, known, keep)
+
+    def first_stage(stage, cond, generators, sampling, cb):
+        return stage.sample(cond, generators, sampling, callback=cb, batch_invariant=request.batch_invariant,
+                            wrap=wrap_for(stage))
+
+    def later_stage(stage, cond, generators, sampling, lowres, cb):
+        return stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
+                            batch_invariant=request.batch_invariant, wrap=wrap_for(stage))
+
+    out = run_from(pipe, request, 0, first_stage, callback,
+                   {"mode": "inpaint", "masked_fraction": round(float(repaint.mean()), 4)}, later_stage)
+    hard = (repaint > 0.5).float()                                 # paste the known pixels back, exactly
+    final = hard * out.stages[-1] + (1 - hard) * x_in.to(out.stages[-1].device)
+    out.stages[-1] = final
+    out.images = pipe.mark(to_pil(final))
+    return out
+
+
+def outpaint(pipe: Pipeline, images: ImageInput, prompts=None, *, border: int = 8,
+             callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+    """Extend ``images`` past their edges: each is shrunk into the centre of a canvas of the last stage's size,
+    leaving ``border`` pixels on every side, which are painted from the prompt (a masked inpainting)."""
+    request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
+    side = pipe.resolutions[len(pipe.resolve(request)) - 1]
+    if not (isinstance(border, int) and 0 < border < side // 2):
+        raise InvalidArgumentError(f"border must be an int in 1..{side // 2 - 1} pixels, got {border!r}")
+    inner = resize(to_tensor(images), side - 2 * border)
+    canvas = torch.zeros(inner.shape[0], 3, side, side)
+    canvas[..., border:side - border, border:side - border] = inner
+    mask = torch.ones(1, 1, side, side)
+    mask[..., border:side - border, border:side - border] = 0
+    out = inpaint(pipe, canvas, mask, request, callback=callback)
+    out.edit = {"mode": "outpaint", "border": border}
+    return out
