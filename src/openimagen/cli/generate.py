@@ -34,6 +34,19 @@ def add_generate_parser(subparsers) -> None:
                                           "OUT. Per-stage settings take one value for every stage or one per stage, "
                                           "base first (e.g. --steps 32,16); unset ones are each stage's default.")
     p.add_argument("prompts", nargs="*", help="one or more prompts (\"\" asks for an unconditional image)")
+    add_common_flags(p)
+    p.add_argument("--stop-at-stage", type=int, default=None, help="stop after this stage index (0 = base only)")
+    p.add_argument("--from-png", type=Path, default=None,
+                   help="re-create the image recorded in this openimagen PNG (its prompt, seed and settings)")
+    p.add_argument("--image", type=Path, default=None,
+                   help="image-to-image (SDEdit): edit this image toward the prompt(s) instead of starting from noise")
+    p.add_argument("--strength", type=float, default=0.6,
+                   help="with --image: how far to move from it, 0 (unchanged) .. 1 (text-to-image) (default 0.6)")
+    p.set_defaults(func=run_generate)
+
+
+def add_common_flags(p) -> None:
+    """Output, model, sampling, seed, device and safety flags: shared by ``generate`` and ``edit``."""
     p.add_argument("-o", "--out", type=Path, default=Path("out.png"), help="output PNG path (default: out.png)")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
     p.add_argument("--negative-prompt", default=None,
@@ -42,21 +55,13 @@ def add_generate_parser(subparsers) -> None:
         p.add_argument(flag, dest=name, default=None, help=f"{PER_STAGE_HELP[name]} (default: each stage's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k (default 0)")
     p.add_argument("--num-images", type=int, default=1, help="images per prompt (default 1)")
-    p.add_argument("--stop-at-stage", type=int, default=None, help="stop after this stage index (0 = base only)")
     p.add_argument("--batch-invariant", action="store_true",
                    help="bit-exact mode: an image's bits do not depend on its batch (slower; see README)")
-    p.add_argument("--from-png", type=Path, default=None,
-                   help="re-create the image recorded in this openimagen PNG (its prompt, seed and settings)")
-    p.add_argument("--image", type=Path, default=None,
-                   help="image-to-image (SDEdit): edit this image toward the prompt(s) instead of starting from noise")
-    p.add_argument("--strength", type=float, default=0.6,
-                   help="with --image: how far to move from it, 0 (unchanged) .. 1 (text-to-image) (default 0.6)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16 "
                    "(the sampler state stays float32; default float32)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     add_safety_flags(p)
-    p.set_defaults(func=run_generate)
 
 
 def add_safety_flags(p) -> None:
@@ -156,13 +161,6 @@ def request_from_args(args):
 
 
 def run_generate(args) -> int:
-    import torch
-
-    if args.out.suffix.lower() != ".png":
-        raise InvalidArgumentError(f"--out must end in .png, got {args.out}")
-    if args.dtype not in DTYPES:
-        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
-    request, record = request_from_args(args)
     if args.image is not None and args.from_png is not None:
         raise InvalidArgumentError("--image and --from-png contradict each other; give one")
     if args.image is not None:
@@ -172,6 +170,25 @@ def run_generate(args) -> int:
             check_strength(args.strength)
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"--{e}") from None
+    request, record, pipe, model = prepare(args)
+
+    def make(callback):
+        if args.image is None:
+            return pipe(request, callback=callback)
+        return pipe.img2img(read_image(args.image, "--image: "), request, strength=args.strength, callback=callback)
+
+    return finish(args, pipe, request, model, make)
+
+
+def prepare(args):
+    """Check the flags, build the request (policy-checked), load the model: (request, record, pipe, model)."""
+    import torch
+
+    if args.out.suffix.lower() != ".png":
+        raise InvalidArgumentError(f"--out must end in .png, got {args.out}")
+    if args.dtype not in DTYPES:
+        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    request, record = request_from_args(args)
     policy = safety_from_args(args)
     if policy is not None:
         policy.check(request.prompts)
@@ -190,12 +207,14 @@ def run_generate(args) -> int:
     if record is not None and record.get("model_hash") != pipe.model_hash:
         print(f"warning: {args.from_png} was made by a model with hash {record.get('model_hash')}; this one is "
               f"{pipe.model_hash}, so the image may differ", file=sys.stderr)
+    return request, record, pipe, model
+
+
+def finish(args, pipe, request, model, make) -> int:
+    """``make(callback) -> PipelineOutput`` under progress bars, then write the PNGs and say where."""
     callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
     try:
-        if args.image is None:
-            out = pipe(request, callback=callback)
-        else:
-            out = pipe.img2img(read_image(args.image, "--image: "), request, strength=args.strength, callback=callback)
+        out = make(callback)
     finally:
         close()
     paths = _write_images(out, args.out, model)

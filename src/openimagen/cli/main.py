@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from openimagen import __version__
     from openimagen.cli.bench import add_bench_parser
     from openimagen.cli.data import add_data_parser
+    from openimagen.cli.edit import add_edit_parser
     from openimagen.cli.eval import add_eval_parser
     from openimagen.cli.generate import add_generate_parser
     from openimagen.cli.info import add_info_parser
@@ -23,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
     parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,serve,watermark,info,data,train,export,eval,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,edit,serve,watermark,info,data,train,export,eval,bench}")
     add_generate_parser(sub)
+    add_edit_parser(sub)
     add_serve_parser(sub)
     add_watermark_parser(sub)
     add_info_parser(sub)

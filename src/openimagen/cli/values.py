@@ -72,12 +72,14 @@ def progress_bar(disabled: bool, total: int, desc: str, unit: str = "img",
 
 
 def read_image(path, what: str = ""):
-    """The image at ``path`` as RGB PIL; :class:`InvalidArgumentError` (one line, prefixed by ``what``) if it
-    cannot be read as an image."""
+    """The image at ``path`` as RGB PIL (alpha composited on white, as training does); :class:`InvalidArgumentError`
+    (one line, prefixed by ``what``) if it cannot be read as an image."""
     from PIL import Image, UnidentifiedImageError
+
+    from openimagen.data.preprocess import composite_on_white
 
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return composite_on_white(im)
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise InvalidArgumentError(f"{what}cannot read {path} as an image ({e.__class__.__name__})") from None

@@ -1,0 +1,85 @@
+"""``openimagen edit img2img|inpaint|outpaint|upscale IN.png -o OUT.png``: edit a user's image with the cascade.
+
+The sampling flags, seed rules and safety flags are ``generate``'s; the output PNGs carry the same record (with
+an ``edit`` entry saying how they were made from the input). Inputs of any mode are converted to RGB, alpha
+composited on white (as training does).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from openimagen.cli.generate import add_common_flags, finish, prepare
+from openimagen.cli.values import read_image
+from openimagen.errors import InvalidArgumentError
+
+MODES = {"img2img": "move an image toward a prompt (SDEdit; --strength 0 keeps it, 1 ignores it)",
+         "inpaint": "repaint the masked part of an image (--mask PNG, white = repaint, or --rect)",
+         "outpaint": "shrink an image into the centre and paint a border around it (--border)",
+         "upscale": "super-resolve an image with the cascade's super-resolution stages (--aug-level)"}
+
+
+def add_edit_parser(subparsers) -> None:
+    p = subparsers.add_parser("edit", help="edit, repaint, extend or upscale your own image",
+                              description="Edit a user's image with the cascade (README, Editing).")
+    sub = p.add_subparsers(dest="edit_mode", required=True, metavar="{" + ",".join(MODES) + "}")
+    for mode, text in MODES.items():
+        e = sub.add_parser(mode, help=text, description=text)
+        e.add_argument("image", type=Path, help="the input image (any mode and size)")
+        e.add_argument("--prompt", default="", help="the text to move toward (default \"\": unconditional)")
+        add_common_flags(e)
+        if mode == "img2img":
+            e.add_argument("--strength", type=float, default=0.6, help="0 (unchanged) .. 1 (text-to-image), "
+                                                                       "default 0.6")
+        if mode == "inpaint":
+            e.add_argument("--mask", type=Path, default=None, help="mask PNG of the image's size, white = repaint")
+            e.add_argument("--rect", default=None, help="or a rectangle to repaint: left,top,right,bottom (pixels)")
+        if mode == "outpaint":
+            e.add_argument("--border", type=int, default=8, help="border to paint, in output pixels (default 8)")
+        if mode == "upscale":
+            e.add_argument("--stage", type=int, default=1, help="first super-resolution stage to run (default 1)")
+        e.set_defaults(func=run_edit, from_png=None, stop_at_stage=None)
+
+
+def _mask(args, image):
+    if (args.mask is None) == (args.rect is None):
+        raise InvalidArgumentError("inpaint needs exactly one of --mask PNG or --rect left,top,right,bottom")
+    if args.rect is not None:
+        try:
+            rect = tuple(int(v) for v in args.rect.split(","))
+        except ValueError:
+            rect = ()
+        if len(rect) != 4:
+            raise InvalidArgumentError(f"--rect must be four integers left,top,right,bottom, got {args.rect!r}")
+        return rect
+    mask = read_image(args.mask, "--mask: ")
+    if mask.size != image.size:
+        raise InvalidArgumentError(f"--mask is {mask.size[0]}x{mask.size[1]} but the image is "
+                                   f"{image.size[0]}x{image.size[1]}; give a mask of the image's size")
+    return mask
+
+
+def run_edit(args) -> int:
+    args.prompts = [args.prompt]
+    image = read_image(args.image)
+    mode = args.edit_mode
+    if mode == "img2img":
+        from openimagen.edit.img2img import check_strength
+
+        try:
+            check_strength(args.strength)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"--{e}") from None
+    mask = _mask(args, image) if mode == "inpaint" else None
+    request, _, pipe, model = prepare(args)
+    calls = {"img2img": lambda cb: pipe.img2img(image, request, strength=args.strength, callback=cb),
+             "inpaint": lambda cb: pipe.inpaint(image, mask, request, callback=cb),
+             "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
+             "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, callback=cb)}
+    try:
+        return finish(args, pipe, request, model, calls[mode])
+    except InvalidArgumentError as e:
+        flag = {"stage": "--stage", "border": "--border", "the mask": "--rect"}
+        for word, name in flag.items():
+            if str(e).startswith(word):
+                raise InvalidArgumentError(f"{name}: {e}") from None
+        raise
