@@ -1,5 +1,4 @@
 """``openimagen edit``: each mode writes a PNG with its edit record; bad inputs are one line with exit code 2."""
-import json
 
 import numpy as np
 import pytest
