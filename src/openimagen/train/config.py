@@ -144,6 +144,15 @@ class DistributedSection:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class InitSection:
+    """Start from a trained stage instead of random weights (fine-tuning). The stage's U-Net, schedule and
+    parameterization must equal the run's ``stage`` section; the source model is only read."""
+
+    model: Optional[Str] = None                   # "default" (the shipped model) or an exported model directory
+    stage: Optional[Str] = None                   # its stage folder (default: the stage of the run's resolution)
+
+
+@dataclass(frozen=True, config=CONFIG)
 class RunConfig:
     stage: StageSection = field(default_factory=StageSection)
     data: DataSection = field(default_factory=DataSection)
@@ -152,6 +161,7 @@ class RunConfig:
     train: TrainSection = field(default_factory=TrainSection)
     log: LogSection = field(default_factory=LogSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
+    init: InitSection = field(default_factory=InitSection)
     seed: NonNegInt = 0
     max_steps: Count = 1000
     precision: _one_of(*PRECISIONS) = "fp32"      # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
@@ -207,6 +217,8 @@ class RunConfig:
             raise ConfigError("data.path is required (a folder, a .jsonl/.csv manifest or an image cache folder)")
         if not self.log.sample_prompts and not self.is_super_resolution and self.log.sample_every:
             raise ConfigError("log.sample_prompts is empty but log.sample_every asks for sample grids")
+        if self.init.stage is not None and self.init.model is None:
+            raise ConfigError("init.stage needs init.model (\"default\" or an exported model directory)")
         unet = self.stage.unet
         if (unet.preset is None) == (unet.config is None):
             raise ConfigError("stage.unet needs exactly one of 'preset' (with optional 'overrides') or 'config'")

@@ -109,7 +109,15 @@ class Trainer:
     def _setup_model(self, objective: Optional[Objective]) -> None:
         cfg, d = self.cfg, self.dist
         torch.manual_seed(cfg.seed)                                  # the same initial weights on every rank
-        self.stage = Stage(self.stage_config).to(d.device).train()
+        self.stage = Stage(self.stage_config)
+        if cfg.init.model is not None and self.ckpt is None:         # fine-tuning: start from a trained stage
+            from openimagen.pipeline.io import load_state_into
+            from openimagen.train.init import init_weights
+
+            weights, lineage = init_weights(cfg, self.stage_config, self.run_dir)
+            load_state_into(self.stage.denoiser.net, weights, Path(cfg.init.model))
+            self.monitor.write(lineage)
+        self.stage = self.stage.to(d.device).train()
         torch.manual_seed(mix_seed(cfg.seed, d.rank, 1))             # global RNG (dropout), per rank
         self.model = distributed.wrap(self.stage.denoiser.net, d)
         self.denoiser = Denoiser(self.model, self.stage_config.param)

@@ -1,0 +1,71 @@
+"""Start a training run from a trained stage (fine-tuning): ``init: {model: DIR or default, stage: NAME}``.
+
+The stage's weights are loaded into the new run's network before training (its EMA starts from them too); its
+U-Net, schedule, parameterization and resolutions must equal the run's ``stage`` section (a ConfigError lists
+every field that differs), and its model's text encoder the run's. The source folder is only read: the run
+folder must lie outside it. The source and the SHA-256 of its weights file are written to the run's log and
+kept in ``run_config.json`` (the lineage).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from openimagen.errors import ConfigError
+from openimagen.pipeline.config import PipelineConfig, StageConfig
+from openimagen.pipeline.io import (CONFIG_NAME, PIPELINE_NAME, WEIGHTS_NAME, check_model_dir,
+                                    config_error_as_load_error, file_sha256, load_weights, read_json)
+from openimagen.pipeline.pipeline import DEFAULT_MODEL_DIR
+from openimagen.train.config import RunConfig
+
+
+def source_dir(cfg: RunConfig) -> Path:
+    return DEFAULT_MODEL_DIR if cfg.init.model == "default" else Path(cfg.init.model).expanduser()
+
+
+def _stage_name(root: Path, pipeline: PipelineConfig, stage: StageConfig, asked) -> str:
+    if asked is not None:
+        if asked not in pipeline.stages:
+            raise ConfigError(f"init.stage {asked!r} is not a stage of {root} (its stages: "
+                              f"{', '.join(pipeline.stages)})")
+        return asked
+    for name in pipeline.stages:
+        cfg = StageConfig.from_dict(read_json(root / name / CONFIG_NAME))
+        if (cfg.resolution, cfg.lowres_resolution) == (stage.resolution, stage.lowres_resolution):
+            return name
+    raise ConfigError(f"no stage of {root} makes {stage.resolution}px images"
+                      + (f" from {stage.lowres_resolution}px" if stage.lowres_resolution else "")
+                      + "; set init.stage")
+
+
+def _differences(source: dict, run: dict) -> list[str]:
+    diffs = []
+    for section in ("unet", "schedule", "param"):
+        a, b = source.get(section, {}), run[section]
+        diffs += [f"stage.{section}.{k} (init {a.get(k)!r}, run {b.get(k)!r})"
+                  for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    diffs += [f"stage.{k} (init {source.get(k)!r}, run {run[k]!r})" for k in ("resolution", "lowres_resolution")
+              if source.get(k) != run[k]]
+    return diffs
+
+
+def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> tuple[dict, str]:
+    """The network weights the run starts from, and a one-line description of where they came from."""
+    root = check_model_dir(source_dir(cfg))
+    if run_dir.resolve() == root.resolve() or root.resolve() in run_dir.resolve().parents:
+        raise ConfigError(f"the run folder {run_dir} lies inside init.model {root}; the source model is only read, "
+                          f"so choose an --out outside it")
+    pipeline = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict,
+                                          read_json(root / PIPELINE_NAME))
+    if pipeline.text_encoder != cfg.text.encoder and {pipeline.text_encoder, cfg.text.encoder} != {"default",
+                                                                                                    "minilm-l6-v2"}:
+        raise ConfigError(f"init.model {root} was trained with text encoder {pipeline.text_encoder!r} but the run "
+                          f"uses text.encoder {cfg.text.encoder!r}; they must be the same")
+    name = _stage_name(root, pipeline, stage, cfg.init.stage)
+    source = config_error_as_load_error(root / name / CONFIG_NAME, StageConfig.from_dict,
+                                        read_json(root / name / CONFIG_NAME))
+    diffs = _differences(source.to_dict(), stage.to_dict())
+    if diffs:
+        raise ConfigError(f"init.model {root}/{name} is a different stage than the run's; set these in the run's "
+                          f"stage section to match: " + "; ".join(diffs))
+    weights = root / name / WEIGHTS_NAME
+    return load_weights(weights), f"initialised from {root / name} (weights sha256 {file_sha256(weights)[:16]})"

@@ -1,0 +1,65 @@
+"""Issue 14, point 1: a run can start from a trained stage (an exported model directory or the shipped default)
+whose configuration must match; the source is only read and the lineage is logged."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from openimagen.errors import ConfigError
+from openimagen.pipeline.io import load_weights
+from openimagen.train.config import load_config
+from openimagen.train.export import export_pipeline
+from openimagen.train.init import init_weights
+from openimagen.train.trainer import Trainer, train
+from tests.train.conftest import run_config
+
+
+@pytest.fixture(scope="module")
+def exported(assets, tmp_path_factory):
+    root = tmp_path_factory.mktemp("init")
+    train(run_config(assets, root / "run_a", max_steps=2))
+    return export_pipeline([root / "run_a"], root / "model")
+
+
+def test_a_run_starts_from_the_exported_weights_and_trains_on(assets, exported, tmp_path):
+    cfg = run_config(assets, tmp_path / "run_b", max_steps=2, init={"model": str(exported)})
+    trainer = Trainer(cfg)
+    source = load_weights(exported / "stage0_base" / "model.safetensors")
+    for k, v in trainer.stage.denoiser.net.state_dict().items():
+        assert torch.equal(v, source[k].to(v.dtype)), k
+    result = trainer.train()
+    assert result.step == 2 and torch.isfinite(torch.tensor(result.losses)).all()
+    log = (tmp_path / "run_b" / "metrics.jsonl")
+    assert (tmp_path / "run_b" / "run_config.json").read_text().count(str(exported)) == 1
+    assert log.exists()
+    assert load_weights(exported / "stage0_base" / "model.safetensors").keys() == source.keys()   # untouched
+
+
+def test_a_different_stage_is_refused_listing_the_fields(assets, exported, tmp_path):
+    cfg = run_config(assets, tmp_path / "run_c", init={"model": str(exported)},
+                     stage={"resolution": 16, "lowres_resolution": None, "sampling": {"steps": 2},
+                            "unet": {"preset": "tiny", "overrides": {"text_dim": 16, "base_channels": 8}}})
+    with pytest.raises(ConfigError,
+                       match=r"different stage than the run.s; .*stage\.unet\.base_channels \(init 16, run 8\)"):
+        Trainer(cfg)
+
+
+def test_the_run_folder_may_not_lie_inside_the_source(assets, exported):
+    cfg = run_config(assets, exported / "inside", init={"model": str(exported)})
+    with pytest.raises(ConfigError, match="lies inside init.model"):
+        Trainer(cfg)
+
+
+def test_unknown_stage_and_stage_without_model_are_one_line(assets, exported, tmp_path):
+    with pytest.raises(ConfigError, match="init.stage 'stage9' is not a stage of"):
+        Trainer(run_config(assets, tmp_path / "r", init={"model": str(exported), "stage": "stage9"}))
+    with pytest.raises(ConfigError, match="init.stage needs init.model"):
+        run_config(assets, tmp_path / "r", init={"stage": "stage0_base"})
+
+
+@pytest.mark.parametrize("config, stage", [("base-v2.yaml", "stage0_base"), ("sr-v2.yaml", "stage1_sr")])
+def test_the_shipped_default_model_matches_its_v2_recipes(tmp_path, config, stage):
+    cfg = load_config(Path("configs/default") / config, out=str(tmp_path / "run"))
+    cfg = cfg.replace(init=type(cfg.init)(model="default"))
+    weights, lineage = init_weights(cfg, cfg.stage_config(), tmp_path / "run")
+    assert f"models/default/{stage}" in lineage and len(weights) > 100
