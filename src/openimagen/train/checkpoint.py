@@ -122,16 +122,24 @@ class Checkpoint:
         return load_weights(self.path / name)
 
 
-def check_compatible(ckpt: Checkpoint, stage: StageConfig) -> None:
-    """ConfigError listing every field where the checkpoint's stage (U-Net, schedule, ...) differs from ``stage``."""
-    old, new = ckpt.state["stage_config"], stage.to_dict()
+def stage_differences(old: dict, new: dict, names: tuple[str, str] = ("checkpoint", "config"),
+                      prefix: str = "") -> list[str]:
+    """Every field where two stage configs (``StageConfig.to_dict()``) differ in U-Net, schedule,
+    parameterization or resolutions, as ``field (NAME0 old, NAME1 new)``."""
+    a_name, b_name = names
     diffs = []
     for section in ("unet", "schedule", "param"):
         a, b = old.get(section, {}), new[section]
-        diffs += [f"{section}.{k} (checkpoint {a.get(k)!r}, config {b.get(k)!r})"
+        diffs += [f"{prefix}{section}.{k} ({a_name} {a.get(k)!r}, {b_name} {b.get(k)!r})"
                   for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    diffs += [f"{k} (checkpoint {old.get(k)!r}, config {new[k]!r})" for k in ("resolution", "lowres_resolution")
+    diffs += [f"{prefix}{k} ({a_name} {old.get(k)!r}, {b_name} {new[k]!r})" for k in ("resolution", "lowres_resolution")
               if old.get(k) != new[k]]
+    return diffs
+
+
+def check_compatible(ckpt: Checkpoint, stage: StageConfig) -> None:
+    """ConfigError listing every field where the checkpoint's stage (U-Net, schedule, ...) differs from ``stage``."""
+    diffs = stage_differences(ckpt.state["stage_config"], stage.to_dict())
     if diffs:
         raise ConfigError(f"checkpoint {ckpt.path} was trained with a different stage; mismatching fields: "
                           + "; ".join(diffs))

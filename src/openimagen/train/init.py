@@ -15,6 +15,7 @@ from openimagen.pipeline.config import PipelineConfig, StageConfig
 from openimagen.pipeline.io import (CONFIG_NAME, PIPELINE_NAME, WEIGHTS_NAME, check_model_dir,
                                     config_error_as_load_error, file_sha256, load_weights, read_json)
 from openimagen.pipeline.pipeline import DEFAULT_MODEL_DIR
+from openimagen.train.checkpoint import stage_differences
 from openimagen.train.config import RunConfig
 
 
@@ -37,17 +38,6 @@ def _stage_name(root: Path, pipeline: PipelineConfig, stage: StageConfig, asked)
                       + "; set init.stage")
 
 
-def _differences(source: dict, run: dict) -> list[str]:
-    diffs = []
-    for section in ("unet", "schedule", "param"):
-        a, b = source.get(section, {}), run[section]
-        diffs += [f"stage.{section}.{k} (init {a.get(k)!r}, run {b.get(k)!r})"
-                  for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    diffs += [f"stage.{k} (init {source.get(k)!r}, run {run[k]!r})" for k in ("resolution", "lowres_resolution")
-              if source.get(k) != run[k]]
-    return diffs
-
-
 def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> tuple[dict, str]:
     """The network weights the run starts from, and a one-line description of where they came from."""
     root = check_model_dir(source_dir(cfg))
@@ -63,7 +53,7 @@ def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> tuple[dic
     name = _stage_name(root, pipeline, stage, cfg.init.stage)
     source = config_error_as_load_error(root / name / CONFIG_NAME, StageConfig.from_dict,
                                         read_json(root / name / CONFIG_NAME))
-    diffs = _differences(source.to_dict(), stage.to_dict())
+    diffs = stage_differences(source.to_dict(), stage.to_dict(), ("init", "run"), "stage.")
     if diffs:
         raise ConfigError(f"init.model {root}/{name} is a different stage than the run's; set these in the run's "
                           f"stage section to match: " + "; ".join(diffs))
