@@ -35,7 +35,9 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
 def add_train_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one cascade stage from a run config",
                               description="Train a base or super-resolution stage on captioned images. Launch "
-                                          "with torchrun for several GPUs or nodes.")
+                                          "with torchrun for several GPUs or nodes. Exit codes: 0 finished, 2 bad "
+                                          "input or a non-finite loss (the last good checkpoint is kept), 3 stopped "
+                                          "by SIGTERM/Ctrl-C after writing a checkpoint (resume with --resume).")
     _train_flags(p)
     p.set_defaults(func=run_train)
 
@@ -56,6 +58,9 @@ def add_export_parser(subparsers) -> None:
     p.set_defaults(func=run_export)
 
 
+EXIT_INTERRUPTED = 3     # stopped by SIGTERM / Ctrl-C after writing its checkpoint: not finished, resumable
+
+
 def run_train(args) -> int:
     from openimagen.train.checkpoint import Checkpoint
     from openimagen.train.config import RunConfig, load_config
@@ -74,7 +79,10 @@ def run_train(args) -> int:
     result = train(cfg, run_dir=args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained to step {result.step}; run folder {result.run_dir}; last checkpoint {result.checkpoint}")
-    return 0
+        if result.interrupted:
+            print(f"interrupted at step {result.step} of {cfg.max_steps} (checkpoint written); resume with "
+                  f"openimagen train --resume {result.run_dir}", file=sys.stderr)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def run_export(args) -> int:

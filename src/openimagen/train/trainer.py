@@ -54,6 +54,7 @@ class TrainResult:
     step: int                                        # optimiser steps done in all
     losses: list = field(default_factory=list)       # global mean loss of each step this call ran, in order
     checkpoint: Optional[Path] = None                # the last checkpoint written
+    interrupted: bool = False                        # stopped early by SIGTERM / Ctrl-C (after its checkpoint)
 
 
 class Trainer:
@@ -181,6 +182,7 @@ class Trainer:
                 result.step = done
                 if stop:
                     self.monitor.write(f"stopped at step {done} on request; resume with --resume {self.run_dir}")
+                    result.interrupted = True
                     break
         if result.step > last_saved:
             result.checkpoint = self.save(result.step)
