@@ -130,3 +130,14 @@ def test_property_any_stage_config_value_loads_or_gives_one_line(saved, tmp_path
     else:
         cfg = pipe.stages[1].config
         assert cfg.resolution == 32 and cfg.sampling.steps >= 1 and cfg.schedule.shift > 0
+
+
+def test_a_training_run_passed_as_a_model_says_to_export_it(tmp_path):
+    """Issue 10, kind 11: --model runs/X names `openimagen export`."""
+    from openimagen.errors import ModelLoadError
+    from openimagen.pipeline import Pipeline
+
+    (tmp_path / "run" / "checkpoints" / "step_00000010").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match=r"is a training run or checkpoint, not a model directory; make one "
+                                             r"with `openimagen export"):
+        Pipeline.from_pretrained(tmp_path / "run")

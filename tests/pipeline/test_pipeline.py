@@ -109,7 +109,7 @@ def test_truncated_weights_give_clear_error(saved, tmp_path):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (lambda m: (m / "pipeline.json").unlink(), "pipeline.json is missing"),
+    (lambda m: (m / "pipeline.json").unlink(), "is not a model directory: it has no pipeline.json"),
     (lambda m: (m / "pipeline.json").write_text("{not json"), "not readable JSON"),
     (lambda m: (m / "stage0_base" / "model.safetensors").unlink(), "weights file .* is missing"),
     (lambda m: (m / "stage0_base" / "config.json").write_text('{"unet": {}, "resolution": 16, "colour": 1}'),

@@ -117,6 +117,11 @@ def check_model_dir(path) -> Path:
         raise ModelLoadError(f"model directory {p} does not exist")
     if not p.is_dir():
         raise ModelLoadError(f"{p} is not a model directory (expected a folder with {PIPELINE_NAME})")
+    if not (p / PIPELINE_NAME).is_file():
+        if (p / "checkpoints").is_dir() or (p / "state.json").is_file():
+            raise ModelLoadError(f"{p} is a training run or checkpoint, not a model directory; make one with "
+                                 f"`openimagen export {p} [SR_RUN ...] -o MODEL_DIR` and pass that")
+        raise ModelLoadError(f"{p} is not a model directory: it has no {PIPELINE_NAME}")
     return p
 
 
