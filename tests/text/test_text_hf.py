@@ -204,3 +204,19 @@ def test_cuda_without_cuda(bert_dir):
 def test_bad_spec():
     with pytest.raises(InvalidArgumentError):
         load_text_encoder("")
+
+
+def test_pickled_weights_are_refused_with_a_conversion_hint(tmp_path):
+    """Issue 10, kind 12: nothing is ever unpickled; a directory with only pytorch_model.bin says how to convert."""
+    import shutil
+
+    from openimagen.errors import ModelLoadError
+    from openimagen.text import load_text_encoder
+    from tests.text.tiny_models import make_bert_dir
+
+    src = make_bert_dir(tmp_path / "bert")
+    only_bin = tmp_path / "only_bin"
+    shutil.copytree(src, only_bin)
+    (only_bin / "model.safetensors").rename(only_bin / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"only pickled PyTorch weights .* never loads .* safe_serialization"):
+        load_text_encoder(str(only_bin))

@@ -131,8 +131,14 @@ def _read_config(path: Path) -> dict:
         raise ModelLoadError(f"cannot read {str(cfg)!r}: {_one_line(e)}") from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise ModelLoadError(f"{str(cfg)!r} has no model_type; is this a Hugging Face model directory?")
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in path.iterdir()):
-        raise ModelLoadError(f"{str(path)!r} has no weights file (model.safetensors or pytorch_model.bin)")
+    suffixes = {p.suffix for p in path.iterdir() if p.is_file()}
+    if ".safetensors" not in suffixes:
+        if ".bin" in suffixes:
+            raise ModelLoadError(
+                f"{str(path)!r} has only pickled PyTorch weights (*.bin), which openimagen never loads (unpickling "
+                f"runs code); convert them once: python -c \"from transformers import AutoModel; "
+                f"AutoModel.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\"")
+        raise ModelLoadError(f"{str(path)!r} has no weights file (model.safetensors)")
     return config
 
 
@@ -147,7 +153,7 @@ def _load_model(path: Path, model_type: str, dtype: torch.dtype) -> torch.nn.Mod
         cls = transformers.AutoModel
     try:
         with _quiet_transformers():
-            model, info = cls.from_pretrained(str(path), local_files_only=True, dtype=dtype,
+            model, info = cls.from_pretrained(str(path), local_files_only=True, dtype=dtype, use_safetensors=True,
                                               ignore_mismatched_sizes=True, output_loading_info=True)
     except Exception as e:  # transformers/safetensors raise many types for bad dirs
         raise ModelLoadError(f"cannot load text encoder weights from {str(path)!r}: {_one_line(e)}") from None
