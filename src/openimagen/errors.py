@@ -38,6 +38,11 @@ class GenerationError(OpenImagenError, RuntimeError):
     """Generation ran but produced something unusable (non-finite pixels from broken weights or settings)."""
 
 
+class OutputError(OpenImagenError, OSError):
+    """An output cannot be written there (a directory in the way, a path under a file, a read-only folder, a full
+    disk); nothing that was there before is lost."""
+
+
 class TrainingError(OpenImagenError, RuntimeError):
     """Training stopped because it cannot go on meaningfully (a non-finite loss or gradient); the message names
     the step and the last good checkpoint, which is kept."""

@@ -186,6 +186,9 @@ def prepare(args):
 
     if args.out.suffix.lower() != ".png":
         raise InvalidArgumentError(f"--out must end in .png, got {args.out}")
+    from openimagen.pipeline.io import check_output_path
+
+    check_output_path(args.out, "--out")
     if args.dtype not in DTYPES:
         raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
     request, record = request_from_args(args)

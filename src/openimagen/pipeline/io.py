@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError
+from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError, OutputError
 
 CONFIG_NAME, WEIGHTS_NAME, PIPELINE_NAME = "config.json", "model.safetensors", "pipeline.json"
 
@@ -33,14 +33,39 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
 
 
+def check_output_path(path, what: str = "output") -> Path:
+    """``path`` if a file can be written there, else :class:`OutputError` (one line) naming why: a directory in
+    the way, a path under a file, or a folder that is not writable. Call it before long work."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a directory; give a file path")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path}: {parent} is a file, so nothing can be written under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: {parent} is not writable (read-only or no permission)")
+    return path
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file, and a
+    failed write (full disk, read-only folder, a directory in the way) leaves the old file as it was and raises
+    :class:`OutputError` in one line."""
+    path = Path(path)
+    check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
