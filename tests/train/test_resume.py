@@ -56,3 +56,21 @@ def test_resume_with_another_unet_lists_the_mismatch(assets, tmp_path):
     msg = str(e.value)
     assert "different stage" in msg and "unet.base_channels (checkpoint 16, config 32)" in msg
     assert "unet.num_null_tokens (checkpoint 4, config 2)" in msg
+
+
+def test_a_torn_metrics_line_is_dropped_and_reported_on_resume(assets, tmp_path, capsys):
+    """Issue 10, kind 8: a run killed mid-write leaves half a JSON line; resuming drops it with a warning."""
+    from openimagen.train.trainer import train
+    from tests.train.conftest import run_config
+
+    cfg = run_config(assets, tmp_path / "run", max_steps=2)
+    train(cfg)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 3, "loss": 0.1')          # torn last line
+    result = train(cfg.replace(max_steps=3), resume=tmp_path / "run")
+    assert result.step == 3
+    assert "dropped 1 unreadable line" in capsys.readouterr().out
+    import json
+
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3]

@@ -42,8 +42,21 @@ class Monitor:
         """On resume, drop metrics rows logged after the checkpoint (the resumed run logs those steps again)."""
         path = self.run_dir / "metrics.jsonl"
         if path.is_file():
-            rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
+            rows, torn = [], 0
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    row = None
+                if not isinstance(row, dict) or not isinstance(row.get("step", 0), int):
+                    torn += 1                       # e.g. the last line of a run killed mid-write
+                elif row.get("step", 0) <= step:
+                    rows.append(line)
+            if torn:
+                self.write(f"warning: dropped {torn} unreadable line(s) of {path} (a torn write from an interrupted "
+                           f"run?)")
             write_text = "".join(r + "\n" for r in rows)
             atomic_write(path, lambda tmp: Path(tmp).write_text(write_text, encoding="utf-8"))
 
