@@ -148,3 +148,21 @@ def test_missing_model_dir(tmp_path):
 def test_bad_arguments(pipe, kwargs, error, match):
     with pytest.raises(error, match=match):
         pipe(**kwargs)
+
+
+def test_large_requests_run_in_bounded_chunks_with_the_same_images():
+    """Issue 10, kind 9: many images run in chunks of max_batch_images; each image keeps its prompt and seed."""
+    from tests.pipeline.fixtures import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    kwargs = dict(num_images_per_prompt=3, seed=11, steps=2, batch_invariant=True, negative_prompt=["x", "y"])
+    whole = pipe(["a red circle", "a blue square"], **kwargs)
+    seen = []
+    pipe.max_batch_images = 4
+    chunked = pipe(["a red circle", "a blue square"], callback=lambda st, step, s, x, d: seen.append(x.shape[0]),
+                   **kwargs)
+    assert chunked.seeds == whole.seeds == list(range(11, 17)) and len(chunked.images) == 6
+    for a, b in zip(whole.stages, chunked.stages):
+        assert torch.equal(a, b)
+    assert max(seen) == 4 and set(seen) == {4, 2}                 # never more than the chunk in one batch
+    assert chunked.record(5)["request"]["seed"] == 16

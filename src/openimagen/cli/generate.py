@@ -99,7 +99,7 @@ def _progress(disabled: bool, pipe, settings):
     bars = {}
 
     def callback(stage, step, sigma, x, x0):
-        if stage not in bars:
+        if stage not in bars or step == 0:              # a new stage, or the same stage for the next chunk
             for b in bars.values():
                 b.close()
             res = pipe.stages[stage].config.resolution
@@ -215,6 +215,9 @@ def prepare(args):
 
 def finish(args, pipe, request, model, make) -> int:
     """``make(callback) -> PipelineOutput`` under progress bars, then write the PNGs and say where."""
+    if request.num_images > pipe.max_batch_images:
+        print(f"{request.num_images} images run in chunks of {pipe.max_batch_images} (bounded memory)",
+              file=sys.stderr)
     callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
     try:
         out = make(callback)

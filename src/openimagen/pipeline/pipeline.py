@@ -218,9 +218,28 @@ class Pipeline:
         ``steps``, ``guidance``, ``aug_level``), validated as a request's are."""
         return self.resolve(GenerationRequest(prompts=("",), **overrides))
 
+    max_batch_images = 32      # a request for more images runs in chunks of this many (bounded memory)
+
     def generate(self, request: GenerationRequest, callback: Optional[Callable] = None) -> PipelineOutput:
-        """Run a validated request through the cascade (``__call__`` without the argument handling)."""
-        return self.generate_batch([request], callback)[0]
+        """Run a validated request through the cascade (``__call__`` without the argument handling). More than
+        ``max_batch_images`` images run in chunks of that many, in order (image k keeps seed + k and its prompt),
+        so memory stays bounded whatever the request asks for; the callback then sees each chunk's steps."""
+        n, chunk = request.num_images, self.max_batch_images
+        if n <= chunk:
+            return self.generate_batch([request], callback)[0]
+        neg, prompts = request.image_negative_prompts, request.image_prompts
+        parts = []
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            part = request.model_copy(update={"prompts": tuple(prompts[a:b]), "num_images_per_prompt": 1,
+                                              "seed": request.seed + a,
+                                              "negative_prompt": None if neg is None else tuple(neg[a:b])})
+            parts.append(self.generate_batch([part], callback)[0])
+        timings = {k: sum(p.timings[k] for p in parts) for k in parts[0].timings}
+        return PipelineOutput(images=[im for p in parts for im in p.images],
+                              stages=[torch.cat([p.stages[i] for p in parts]) for i in range(len(parts[0].stages))],
+                              timings=timings, seeds=request.seeds, request=request, settings=parts[0].settings,
+                              model_hash=self.model_hash)
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        callback: Optional[Callable] = None) -> list[PipelineOutput]:
