@@ -47,7 +47,9 @@ def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
     first = start_stage(pipe, x_in.shape[-1]) if x_in.shape[-1] == x_in.shape[-2] else 0
     x_in = per_image(resize(x_in, pipe.resolutions[first]), request)              # (B, 3, R, R)
 
-    def first_stage(stage, cond, generators, sampling, callback):
+    def sample(i, stage, cond, generators, sampling, _lowres, callback):
+        if i != first:
+            return None                            # later stages upsample as in text-to-image
         init = x_in.to(stage.device)
         lowres = resize(init, stage.config.lowres_resolution) if stage.config.is_super_resolution else None
         if strength == 0:
@@ -59,5 +61,5 @@ def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
         return stage.sample(cond, generators, replace(sampling, steps=steps), lowres=lowres, callback=callback,
                             t_max=strength, init=init, batch_invariant=request.batch_invariant)
 
-    return run_from(pipe, request, first, first_stage, callback,
+    return run_from(pipe, request, first, sample, callback,
                     {"mode": "img2img", "strength": strength, "start_stage": first})

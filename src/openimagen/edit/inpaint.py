@@ -23,7 +23,7 @@ from PIL import Image
 
 from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
 from openimagen.errors import InvalidArgumentError
-from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 
 MaskInput = Union[Image.Image, torch.Tensor, Sequence[int]]
@@ -82,21 +82,18 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
         known, keep = resize(x_in, r).to(stage.device), (1 - resize(repaint, r)).clamp(0, 1).to(stage.device)
         return lambda den: KnownRegion(den, known, keep)
 
-    def first_stage(stage, cond, generators, sampling, cb):
-        return stage.sample(cond, generators, sampling, callback=cb, batch_invariant=request.batch_invariant,
-                            wrap=wrap_for(stage))
+    hard = (repaint > 0.5).float()
 
-    def later_stage(stage, cond, generators, sampling, lowres, cb):
-        return stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
-                            batch_invariant=request.batch_invariant, wrap=wrap_for(stage))
+    def sample(i, stage, cond, generators, sampling, lowres, cb):
+        x = stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
+                         batch_invariant=request.batch_invariant, wrap=wrap_for(stage))
+        if i < last:
+            return x
+        h = hard.to(x.device)
+        return h * x + (1 - h) * x_in.to(x.device)      # the last stage: paste the known pixels back, exactly
 
-    out = run_from(pipe, request, 0, first_stage, callback,
-                   {"mode": "inpaint", "masked_fraction": round(float(repaint.mean()), 4)}, later_stage)
-    hard = (repaint > 0.5).float()                                 # paste the known pixels back, exactly
-    final = hard * out.stages[-1] + (1 - hard) * x_in.to(out.stages[-1].device)
-    out.stages[-1] = final
-    out.images = pipe.mark(to_pil(final))
-    return out
+    return run_from(pipe, request, 0, sample, callback,
+                    {"mode": "inpaint", "masked_fraction": round(float(repaint.mean()), 4)})
 
 
 def outpaint(pipe: Pipeline, images: ImageInput, prompts=None, *, border: int = 8,

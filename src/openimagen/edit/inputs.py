@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from openimagen.errors import GenerationError, InvalidArgumentError
+from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
 from openimagen.pipeline.request import GenerationRequest
 from openimagen.samplers import generators_from_seeds
@@ -57,32 +57,21 @@ def per_image(x: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
     return x.repeat_interleave(request.num_images_per_prompt, dim=0)
 
 
-def run_from(pipe: Pipeline, request: GenerationRequest, first: int, first_stage: Callable,
-             callback: Optional[Callable], edit: dict, later_stage: Optional[Callable] = None) -> PipelineOutput:
-    """Run stages ``first``.. of ``request`` (its settings resolved on ``pipe``); stage ``first`` is
-    ``first_stage(stage, cond, generators, sampling, callback)``; later stages upsample as in text-to-image, or
-    run ``later_stage(stage, cond, generators, sampling, lowres, callback)`` when given."""
+def run_from(pipe: Pipeline, request: GenerationRequest, first: int, sample: Callable,
+             callback: Optional[Callable], edit: dict) -> PipelineOutput:
+    """Run stages ``first``.. of ``request`` (its settings resolved on ``pipe``) through
+    :meth:`Pipeline.run_stages`: ``sample(i, stage, cond, generators, sampling, lowres, callback)`` makes stage
+    ``i``'s output, or returns None for the plain text-to-image sampling (upsampling ``lowres``)."""
     settings = pipe.resolve(request)
     if first >= len(settings):
         raise InvalidArgumentError(f"stop_at_stage {len(settings) - 1} is before the first stage run ({first})")
     t0 = time.perf_counter()
     cond = pipe.encode(request.image_prompts, request.image_negative_prompts, request.batch_invariant)
     generators = generators_from_seeds(request.seeds)
-    timings, xs, x = {"text": time.perf_counter() - t0}, [], None
-    for i in range(first, len(settings)):
-        ts = time.perf_counter()
-        cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
-        stage, sampling = pipe.stages[i], settings[i]
-        if i == first:
-            x = first_stage(stage, cond, generators, sampling, cb)
-        elif later_stage is not None:
-            x = later_stage(stage, cond, generators, sampling, x, cb)
-        else:
-            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb, batch_invariant=request.batch_invariant)
-        if not torch.isfinite(x).all():
-            raise GenerationError(f"stage {i} ({pipe.config.stages[i]}) produced non-finite values (NaN or inf)")
-        xs.append(x)
-        timings[f"stage{i}"] = time.perf_counter() - ts
-    timings["total"] = time.perf_counter() - t0
-    return PipelineOutput(images=pipe.mark(to_pil(x)), stages=xs, timings=timings, seeds=request.seeds,
+    t_text = time.perf_counter() - t0
+    xs, timings = pipe.run_stages(cond, generators, settings, request.batch_invariant, callback, first,
+                                  lambda i, stage, sampling, lowres, cb: sample(i, stage, cond, generators, sampling,
+                                                                               lowres, cb))
+    timings = {"text": t_text, **timings, "total": time.perf_counter() - t0}
+    return PipelineOutput(images=pipe.mark(to_pil(xs[-1])), stages=xs, timings=timings, seeds=request.seeds,
                           request=request, settings=settings, model_hash=pipe.model_hash, edit=edit)

@@ -28,8 +28,10 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(to_tensor(images), low), request)                     # (B, 3, r, r)
 
-    def first_stage(st, cond, generators, sampling, callback):
+    def sample(i, st, cond, generators, sampling, _lowres, callback):
+        if i != stage:
+            return None                            # later stages upsample as in text-to-image
         return st.sample(cond, generators, sampling, lowres=x_low.to(st.device), callback=callback,
                          batch_invariant=request.batch_invariant)
 
-    return run_from(pipe, request, stage, first_stage, callback, {"mode": "upscale", "start_stage": stage})
+    return run_from(pipe, request, stage, sample, callback, {"mode": "upscale", "start_stage": stage})

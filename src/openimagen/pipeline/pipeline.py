@@ -267,18 +267,9 @@ class Pipeline:
         cond = self.encode(prompts, negatives, invariant)
         t_text = time.perf_counter() - t0
         generators = generators_from_seeds([s for r in requests for s in r.seeds])
-        x, xs, timings = None, [], {"text": t_text}
-        for i, (stage, sampling) in enumerate(zip(self.stages, settings)):
-            ts = time.perf_counter()
-            cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
-            x = stage.sample(cond, generators, sampling, lowres=x, callback=cb, batch_invariant=invariant)
-            if not torch.isfinite(x).all():
-                raise GenerationError(f"stage {i} ({self.config.stages[i]}) produced non-finite values (NaN or "
-                                      f"inf): its weights or settings are broken; no image was written")
-            xs.append(x)
-            timings[f"stage{i}"] = time.perf_counter() - ts
-        images = self.mark(to_pil(x))
-        timings["total"] = time.perf_counter() - t0
+        xs, timings = self.run_stages(cond, generators, settings, invariant, callback)
+        images = self.mark(to_pil(xs[-1]))
+        timings = {"text": t_text, **timings, "total": time.perf_counter() - t0}
         outs, start = [], 0
         for r in requests:
             sl = slice(start, start + r.num_images)
@@ -286,6 +277,28 @@ class Pipeline:
                                        seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash))
             start += r.num_images
         return outs
+
+    def run_stages(self, cond: Cond, generators, settings: Sequence[SamplingConfig], batch_invariant: bool,
+                   callback: Optional[Callable] = None, first: int = 0,
+                   sample: Optional[Callable] = None) -> tuple[list, dict]:
+        """Run stages ``first``..``len(settings) - 1``, each on the previous one's output: ``(xs, timings)``, the
+        stage outputs (B, C, R, R) float32 in [-1, 1] and seconds per stage. ``sample(i, stage, sampling, lowres,
+        callback)`` replaces a stage's plain ``Stage.sample`` where it returns a tensor (the editing modes);
+        :class:`GenerationError` if a stage makes NaN or inf."""
+        x, xs, timings = None, [], {}
+        for i in range(first, len(settings)):
+            ts = time.perf_counter()
+            cb = None if callback is None else (lambda step, s, xt, d, i=i: callback(i, step, s, xt, d))
+            stage, sampling = self.stages[i], settings[i]
+            out = None if sample is None else sample(i, stage, sampling, x, cb)
+            x = out if out is not None else stage.sample(cond, generators, sampling, lowres=x, callback=cb,
+                                                         batch_invariant=batch_invariant)
+            if not torch.isfinite(x).all():
+                raise GenerationError(f"stage {i} ({self.config.stages[i]}) produced non-finite values (NaN or "
+                                      f"inf): its weights or settings are broken; no image was written")
+            xs.append(x)
+            timings[f"stage{i}"] = time.perf_counter() - ts
+        return xs, timings
 
     def img2img(self, images, prompts=None, *, strength: float = 0.6, callback: Optional[Callable] = None,
                 **settings) -> PipelineOutput:
