@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Type, TypeVar
+from typing import Annotated, Any, Callable, Type, TypeVar
 
-from pydantic import BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from openimagen.errors import OpenImagenError
@@ -133,3 +133,7 @@ def _plain_number(value: Any) -> Any:
 
 PlainNumber = BeforeValidator(_plain_number)   # in an Annotated int/float after Field(...) (so JSON schemas keep minimum/maximum) and before Strict(): np.float32(2) is 2.0
 
+
+# The counts every config and request shares (NumPy integers accepted, bools and strings refused).
+PositiveInt = Annotated[int, Field(ge=1), PlainNumber, Strict()]
+NonNegativeInt = Annotated[int, Field(ge=0), PlainNumber, Strict()]

@@ -28,7 +28,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictBool, StrictSt
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, Percentile, SamplerName,
                                         SamplingConfig, SpacingName, Steps, ThresholdName)
-from openimagen.validation import PlainNumber, checked, raise_one_line
+from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked, raise_one_line
 
 MAX_SEED = 2**63 - 1
 
@@ -74,10 +74,10 @@ class GenerationRequest(SamplingOverrides):
 
     prompts: Annotated[tuple[StrictStr, ...], Field(min_length=1)]
     negative_prompt: Optional[Union[StrictStr, Annotated[tuple[StrictStr, ...], Field(min_length=1)]]] = None
-    num_images_per_prompt: Annotated[int, Field(ge=1), PlainNumber, Strict()] = 1
+    num_images_per_prompt: PositiveInt = 1
     seed: Annotated[int, Field(ge=0, le=MAX_SEED), PlainNumber, Strict()] = 0
-    stop_at_stage: Optional[Annotated[int, Field(ge=0), PlainNumber, Strict()]] = None
-    size: Optional[Annotated[int, Field(ge=1), PlainNumber, Strict()]] = None
+    stop_at_stage: Optional[NonNegativeInt] = None
+    size: Optional[PositiveInt] = None
     batch_invariant: StrictBool = False
 
     def __init__(self, **data: Any):

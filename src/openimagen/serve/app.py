@@ -67,9 +67,9 @@ def _param(message: str) -> Optional[str]:
 
 
 def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConfig) -> GenerationRequest:
-    """The validated :class:`GenerationRequest` an HTTP body asks for (422 ApiError naming the field if not)."""
-    """The service's limits are in the body's schema too (:func:`service_models`); they are checked again here for
-    bodies built in code."""
+    """The validated :class:`GenerationRequest` an HTTP body asks for (422 ApiError naming the field if not). The
+    service's limits are in the body's schema too (:func:`service_models`); they are checked again here for bodies
+    built in code."""
     prompts = (body.prompt,)
     if body.n > config.max_images:
         raise ApiError(422, f"n may be at most {config.max_images} on this service, got {body.n}", param="n")

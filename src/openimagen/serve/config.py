@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, Strict, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 from pydantic.dataclasses import dataclass
 
 from openimagen.errors import InvalidArgumentError
-from openimagen.validation import PlainNumber, checked
+from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked
 
-Count = Annotated[int, Field(ge=1), PlainNumber, Strict()]
+Count = PositiveInt
 Seconds = Annotated[float, Field(gt=0), PlainNumber]
 NonNegative = Annotated[float, Field(ge=0), PlainNumber]
 
@@ -37,7 +37,7 @@ class ServeConfig:
     max_images: Count = 8
     batch_wait_ms: NonNegative = 20.0
     timeout: Seconds = 120.0
-    rate_limit: Annotated[int, Field(ge=0), PlainNumber, Strict()] = 0
+    rate_limit: NonNegativeInt = 0
     max_body_bytes: Count = 64 * 1024
     max_prompt_chars: Count = 1000
     max_steps: Count = 250

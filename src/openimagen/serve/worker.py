@@ -156,12 +156,8 @@ class Batcher:
         try:
             callback = self._callback(live)
             outs = self.pipe.generate_batch([j.request for j in live], callback=callback)
-        except Cancelled as e:
-            for j in live:
-                j.future.set_exception(e)
-            return
         except Exception as e:                         # never let a batch kill the worker
-            if not isinstance(e, OpenImagenError):
+            if not isinstance(e, (OpenImagenError, Cancelled)):
                 log.exception("batch failed")
             for j in live:
                 j.future.set_exception(e)

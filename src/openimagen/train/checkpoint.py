@@ -21,17 +21,17 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict
 from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
 from openimagen.pipeline.config import StageConfig
 from openimagen.pipeline.io import load_weights
-from openimagen.validation import PlainNumber, checked
+from openimagen.validation import NonNegativeInt, PositiveInt, checked
 
 FORMAT = 1
 STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safetensors", "optimiser.safetensors", \
@@ -81,12 +81,12 @@ class CheckpointState(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     format: Literal[FORMAT]
-    step: Annotated[int, Field(ge=0), PlainNumber, Strict()]
+    step: NonNegativeInt
     run_config: dict
     stage_config: dict
     optimiser: dict
     rng: list
-    global_batch: Optional[Annotated[int, Field(ge=1), PlainNumber, Strict()]] = None
+    global_batch: Optional[PositiveInt] = None
     scaler: Optional[dict] = None
 
 

@@ -36,7 +36,7 @@ from openimagen.errors import ConfigError
 from openimagen.nn import UNetConfig, get_preset
 from openimagen.pipeline.config import SamplingConfig, StageConfig
 from openimagen.configs import dataclass_from_dict
-from openimagen.validation import PlainNumber, checked
+from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMISERS = ("adamw", "adafactor")
@@ -52,13 +52,10 @@ def _one_of(*valid):
 
 # Field types with their ranges, declared once; pydantic checks them when the config is built (one-line
 # ConfigError naming the dotted key, e.g. ``optimiser.lr should be greater than 0, got -1.0``).
-Int = Annotated[int, PlainNumber, Strict()]
-Count = Annotated[int, Field(ge=1), PlainNumber, Strict()]
-NonNegInt = Annotated[int, Field(ge=0), PlainNumber, Strict()]
-Float = Annotated[float, Field(allow_inf_nan=False), PlainNumber, Strict()]
+Count = PositiveInt
+NonNegInt = NonNegativeInt
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False), PlainNumber, Strict()]
 Unit = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]      # [0, 1)
-Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
 Side = Annotated[int, Field(ge=1, le=1 << 14), PlainNumber, Strict()]
 Bool = StrictBool
 Str = StrictStr
@@ -104,7 +101,7 @@ class TextSection:
 class OptimiserSection:
     name: _one_of(*OPTIMISERS) = "adamw"
     lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 1e-4   # peak rate
-    betas: Annotated[tuple[Beta, Beta], Field()] = (0.9, 0.999)   # AdamW betas, each in [0, 1)
+    betas: tuple[Unit, Unit] = (0.9, 0.999)       # AdamW betas, each in [0, 1)
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 1e-8
     weight_decay: NonNeg = 0.0
     warmup_steps: NonNegInt = 0                   # linear warm-up from 0 to lr
