@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openimagen.cli.generate import add_common_flags, finish, prepare
+from openimagen.cli.generate import add_common_flags, check_strength_flag, finish, prepare
 from openimagen.cli.values import read_image
 from openimagen.errors import InvalidArgumentError
 
@@ -63,12 +63,7 @@ def run_edit(args) -> int:
     image = read_image(args.image)
     mode = args.edit_mode
     if mode == "img2img":
-        from openimagen.edit.img2img import check_strength
-
-        try:
-            check_strength(args.strength)
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"--{e}") from None
+        check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
     request, _, pipe, model = prepare(args)
     calls = {"img2img": lambda cb: pipe.img2img(image, request, strength=args.strength, callback=cb),

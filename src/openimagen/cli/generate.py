@@ -164,12 +164,7 @@ def run_generate(args) -> int:
     if args.image is not None and args.from_png is not None:
         raise InvalidArgumentError("--image and --from-png contradict each other; give one")
     if args.image is not None:
-        from openimagen.edit.img2img import check_strength
-
-        try:
-            check_strength(args.strength)
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"--{e}") from None
+        check_strength_flag(args.strength)
     request, record, pipe, model = prepare(args)
 
     def make(callback):
@@ -178,6 +173,16 @@ def run_generate(args) -> int:
         return pipe.img2img(read_image(args.image, "--image: "), request, strength=args.strength, callback=callback)
 
     return finish(args, pipe, request, model, make)
+
+
+def check_strength_flag(strength) -> float:
+    """``--strength`` checked as image-to-image checks it, the message naming the flag."""
+    from openimagen.edit.img2img import check_strength
+
+    try:
+        return check_strength(strength)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"--{e}") from None
 
 
 def prepare(args):
