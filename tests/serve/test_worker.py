@@ -45,6 +45,9 @@ class FakePipe:
     def resolve(self, request):
         return [Settings(request.steps or 1)]
 
+    def batch_key(self, request):
+        return tuple(self.resolve(request)), request.batch_invariant, ()
+
     def generate_batch(self, requests, callback=None):
         if self.gate is not None:
             self.gate.wait(30)

@@ -61,5 +61,6 @@ def test_unknown_stage_and_stage_without_model_are_one_line(assets, exported, tm
 def test_the_shipped_default_model_matches_its_v2_recipes(tmp_path, config, stage):
     cfg = load_config(Path("configs/default") / config, out=str(tmp_path / "run"))
     cfg = cfg.replace(init=type(cfg.init)(model="default"))
-    weights, lineage = init_weights(cfg, cfg.stage_config(), tmp_path / "run")
-    assert f"models/default/{stage}" in lineage and len(weights) > 100
+    source = init_weights(cfg, cfg.stage_config(), tmp_path / "run")
+    assert f"models/default/{stage}" in source.describe() and len(source.weights) > 100
+    assert source.stage == stage and len(source.to_dict()["weights_sha256"]) == 64

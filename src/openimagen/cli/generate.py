@@ -60,6 +60,9 @@ def add_common_flags(p) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16 "
                    "(the sampler state stays float32; default float32)")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
+                   help="apply this LoRA adapter folder (from `openimagen export LORA_RUN`) with SCALE (default 1; "
+                        "0 = off); repeat for several adapters")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     add_safety_flags(p)
 
@@ -197,6 +200,7 @@ def prepare(args):
     if args.dtype not in DTYPES:
         raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
     request, record = request_from_args(args)
+    adapters = _read_loras(args.lora, record)
     policy = safety_from_args(args)
     if policy is not None:
         policy.check(request.prompts)
@@ -212,10 +216,33 @@ def prepare(args):
         if record is not None and args.model is None:
             raise ModelLoadError(f"{e} (the model recorded in {args.from_png}; pass --model DIR)") from None
         raise
+    for adapter, scale in adapters:
+        pipe.load_lora(adapter, scale)
     if record is not None and record.get("model_hash") != pipe.model_hash:
         print(f"warning: {args.from_png} was made by a model with hash {record.get('model_hash')}; this one is "
               f"{pipe.model_hash}, so the image may differ", file=sys.stderr)
     return request, record, pipe, model
+
+
+def _read_loras(flags, record) -> list:
+    """The ``--lora PATH[:SCALE]`` adapters, read and checked before the model loads: [(Adapter, scale)]. A record
+    made with adapters needs them given again (its request names them)."""
+    from openimagen.lora import parse_lora_flag, read_adapter
+
+    adapters = []
+    for flag in flags:
+        path, scale = parse_lora_flag(flag)
+        try:
+            adapters.append((read_adapter(path), scale))
+        except ModelLoadError as e:
+            raise ModelLoadError(f"--lora: {e}") from None
+    used = (record or {}).get("loras") or []
+    given = {a.path.name for a, _ in adapters}
+    missing = [u for u in used if u["name"] not in given]
+    if missing:
+        raise InvalidArgumentError(f"the recorded image was made with LoRA adapter {missing[0]['name']!r} (adapter "
+                                   f"file sha256 {missing[0]['sha256'][:16]}); pass it with --lora PATH")
+    return adapters
 
 
 def finish(args, pipe, request, model, make) -> int:

@@ -38,6 +38,9 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16")
     p.add_argument("--ray", action="store_true", help="run on Ray Serve (a local Ray instance, or RAY_ADDRESS)")
     p.add_argument("--replicas", type=int, default=1, help="with --ray: the most replicas autoscaling may start")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH",
+                   help="load this LoRA adapter folder; a request uses it with \"adapter\": \"<folder name>\" "
+                        "(and \"adapter_scale\"); repeat for several")
     add_safety_flags(p)
     p.set_defaults(func=run_serve)
 
@@ -69,7 +72,16 @@ def run_serve(args) -> int:
 
     keys = ApiKeys.from_file(args.api_keys) if args.api_keys is not None else None
     device = _check_device(args.device)
-    spec = dict(model=args.model, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy)
+    from openimagen.errors import ModelLoadError
+    from openimagen.lora import read_adapter
+
+    for path in args.lora:                       # checked before the model loads
+        try:
+            read_adapter(path)
+        except ModelLoadError as e:
+            raise ModelLoadError(f"--lora: {e}") from None
+    spec = dict(model=args.model, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
+                loras=[str(p) for p in args.lora])
     if args.ray:
         from openimagen.serve.ray_app import run_ray
 

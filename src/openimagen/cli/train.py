@@ -1,7 +1,8 @@
 """``openimagen train`` and ``openimagen export``.
 
-    openimagen train CONFIG [--resume PATH] [--max-steps N] [--out RUN_DIR]
+    openimagen train CONFIG [--resume PATH] [--max-steps N] [--out RUN_DIR] [--print-config]
     openimagen export RUN_DIR [RUN_DIR ...] -o MODEL_DIR [--fp16]
+    openimagen export LORA_RUN_DIR -o ADAPTER_DIR [--fp16]          # a LoRA run: the adapter alone
     torchrun --nproc_per_node 8 -m openimagen.train CONFIG          # same flags, data-parallel
 
 Each only parses its flags and calls :func:`openimagen.train.trainer.train` or
@@ -30,6 +31,9 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
                    help="run folder for checkpoints, logs and samples (default: the config's out, or the resumed "
                         "run's folder)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved run config (defaults filled in, the U-Net preset expanded) as "
+                        "YAML and exit without training")
 
 
 def add_train_parser(subparsers) -> None:
@@ -45,7 +49,8 @@ def add_train_parser(subparsers) -> None:
 def add_export_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="assemble trained stage runs into a model directory",
                               description="Write the EMA weights of each run's latest checkpoint as a pipeline "
-                                          "directory that `openimagen generate --model` loads.")
+                                          "directory that `openimagen generate --model` loads; for a LoRA run, "
+                                          "the adapter alone (a folder that `generate --lora` loads).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders (or checkpoint folders), base stage first, then each super-resolution stage")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="MODEL_DIR", help="model directory to write")
@@ -76,6 +81,9 @@ def run_train(args) -> int:
             cfg = cfg.replace(max_steps=args.max_steps).validate()
     else:
         cfg = load_config(args.config, max_steps=args.max_steps)
+    if args.print_config:
+        print_config(cfg, args.out)
+        return 0
     result = train(cfg, run_dir=args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained to step {result.step}; run folder {result.run_dir}; last checkpoint {result.checkpoint}")
@@ -85,11 +93,28 @@ def run_train(args) -> int:
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
+def print_config(cfg, out=None) -> None:
+    """The resolved run config as YAML: every key with its value, and the stage's expanded U-Net config."""
+    import yaml
+
+    data = {**cfg.to_dict(), **({"out": str(out)} if out is not None else {})}
+    data["stage"]["unet"] = {"config": cfg.stage_config().unet.to_dict()}
+    print(yaml.safe_dump(data, sort_keys=False, default_flow_style=None), end="")
+
+
 def run_export(args) -> int:
-    from openimagen.train.export import export_pipeline
+    from openimagen.train.checkpoint import Checkpoint
+    from openimagen.train.export import export_pipeline, parse_sampling
+    from openimagen.train.lora import export_adapter, is_lora_run
 
-    from openimagen.train.export import parse_sampling
-
+    ckpts = [Checkpoint.read(r) for r in args.runs]
+    if any(is_lora_run(c) for c in ckpts):
+        if len(ckpts) > 1 or args.sampling:
+            raise ConfigError("a LoRA run exports alone, as an adapter folder: export it with one RUN_DIR and no "
+                              "--sampling")
+        out = export_adapter(args.runs[0], args.out, fp16=args.fp16, overwrite=args.overwrite)
+        print(f"wrote LoRA adapter {out}; try: openimagen generate \"a prompt\" --lora {out}")
+        return 0
     sampling = [parse_sampling(spec) for spec in args.sampling or []]
     out = export_pipeline(args.runs, args.out, fp16=args.fp16, overwrite=args.overwrite, sampling=sampling)
     print(f"wrote {out} ({len(args.runs)} stage(s)); try: openimagen generate \"a prompt\" --model {out}")

@@ -68,10 +68,12 @@ def run_from(pipe: Pipeline, request: GenerationRequest, first: int, sample: Cal
     t0 = time.perf_counter()
     cond = pipe.encode(request.image_prompts, request.image_negative_prompts, request.batch_invariant)
     generators = generators_from_seeds(request.seeds)
+    loras = pipe.loras.resolve(request.loras)
     t_text = time.perf_counter() - t0
     xs, timings = pipe.run_stages(cond, generators, settings, request.batch_invariant, callback, first,
                                   lambda i, stage, sampling, lowres, cb: sample(i, stage, cond, generators, sampling,
-                                                                               lowres, cb))
+                                                                               lowres, cb), loras=loras)
     timings = {"text": t_text, **timings, "total": time.perf_counter() - t0}
     return PipelineOutput(images=pipe.mark(to_pil(xs[-1])), stages=xs, timings=timings, seeds=request.seeds,
-                          request=request, settings=settings, model_hash=pipe.model_hash, edit=edit)
+                          request=request, settings=settings, model_hash=pipe.model_hash, edit=edit,
+                          loras=pipe.loras.describe(loras))

@@ -46,14 +46,18 @@ class PipelineOutput:
     settings: list = field(default_factory=list)            # the SamplingConfig each stage ran with (resolved)
     model_hash: str = ""                                    # Pipeline.model_hash of the model that ran
     edit: Optional[dict] = None                             # img2img / upscale: mode, strength, first stage run
+    loras: list = field(default_factory=list)               # the LoRA adapters that ran: name, stage, scale, sha256
 
     def record(self, k: int) -> dict:
         """JSON-ready record that re-creates image ``k``: openimagen version, model hash and the request for that
         image alone with every per-stage setting explicit (``GenerationRequest.from_dict(record["request"])``)."""
         from openimagen import __version__
 
+        used = {a["name"]: a["scale"] for a in self.loras}
         record = {"openimagen_version": __version__, "model_hash": self.model_hash,
-                  "request": self.request.for_image(k, self.settings).to_dict()}
+                  "request": self.request.for_image(k, self.settings, used).to_dict()}
+        if self.loras:                                      # the adapter files by hash, to re-create it
+            record["loras"] = self.loras
         if self.edit is not None:                           # made from a user's image: not re-creatable alone
             record["edit"] = self.edit
         return record
@@ -106,6 +110,9 @@ class Pipeline:
         self.text_encoder, self.stages, self.config = text_encoder, list(stages), config
         self.watermark: Optional[Watermark] = Watermark() if watermark == "default" else watermark
         self._model_hash: Optional[str] = None
+        from openimagen.lora.manager import LoraAdapters
+
+        self.loras = LoraAdapters(self)                    # LoRA adapters loaded onto the stages, and the active set
 
     # --- persistence ---------------------------------------------------------------------------
     @classmethod
@@ -239,25 +246,32 @@ class Pipeline:
         return PipelineOutput(images=[im for p in parts for im in p.images],
                               stages=[torch.cat([p.stages[i] for p in parts]) for i in range(len(parts[0].stages))],
                               timings=timings, seeds=request.seeds, request=request, settings=parts[0].settings,
-                              model_hash=self.model_hash)
+                              model_hash=self.model_hash, loras=parts[0].loras)
+
+    def batch_key(self, request: GenerationRequest) -> tuple:
+        """What requests must share to run in one :meth:`generate_batch` call: ``(settings, batch_invariant,
+        loras)``, the resolved per-stage settings, the mode, and the LoRA adapters with their scales."""
+        loras = tuple(sorted(self.loras.resolve(request.loras).items()))
+        return tuple(self.resolve(request)), request.batch_invariant, loras
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
                        callback: Optional[Callable] = None) -> list[PipelineOutput]:
         """Run several requests as one batch (the serving worker's call), one output per request.
 
-        The requests must resolve to the same per-stage settings and agree on ``batch_invariant``
-        (:class:`InvalidArgumentError` otherwise); prompts, negative prompts and seeds stay each image's own, so
+        The requests must have equal :meth:`batch_key` (settings, ``batch_invariant``, LoRA adapters;
+        :class:`InvalidArgumentError` otherwise); prompts, negative prompts and seeds stay each image's own, so
         each output is what ``generate(request)`` makes: bit for bit in batch-invariant mode, otherwise within
         the rounding that batch composition changes (README, "Reproducibility"). A request without a negative
         prompt gets the null text "", which gives the plain call's estimate. ``callback(stage, step, sigma, x,
         x0_hat)`` sees the whole batch, requests in order."""
         if not requests:
             raise InvalidArgumentError("generate_batch needs at least one request")
-        settings = self.resolve(requests[0])
+        key = self.batch_key(requests[0])
         for i, r in enumerate(requests[1:], start=1):
-            if self.resolve(r) != settings or r.batch_invariant != requests[0].batch_invariant:
-                raise InvalidArgumentError(f"request {i} resolves to other sampling settings than request 0; "
-                                           f"only requests with equal settings can share a batch")
+            if self.batch_key(r) != key:
+                raise InvalidArgumentError(f"request {i} resolves to other sampling settings, batch_invariant or LoRA "
+                                           f"adapters than request 0; only requests with equal ones can share a batch")
+        settings, loras = list(key[0]), dict(key[2])
         invariant = requests[0].batch_invariant
         prompts = [p for r in requests for p in r.image_prompts]
         negatives = None
@@ -267,24 +281,30 @@ class Pipeline:
         cond = self.encode(prompts, negatives, invariant)
         t_text = time.perf_counter() - t0
         generators = generators_from_seeds([s for r in requests for s in r.seeds])
-        xs, timings = self.run_stages(cond, generators, settings, invariant, callback)
+        xs, timings = self.run_stages(cond, generators, settings, invariant, callback, loras=loras)
         images = self.mark(to_pil(xs[-1]))
         timings = {"text": t_text, **timings, "total": time.perf_counter() - t0}
         outs, start = [], 0
         for r in requests:
             sl = slice(start, start + r.num_images)
             outs.append(PipelineOutput(images=images[sl], stages=[t[sl] for t in xs], timings=dict(timings),
-                                       seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash))
+                                       seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash,
+                                       loras=self.loras.describe(loras)))
             start += r.num_images
         return outs
 
     def run_stages(self, cond: Cond, generators, settings: Sequence[SamplingConfig], batch_invariant: bool,
                    callback: Optional[Callable] = None, first: int = 0,
-                   sample: Optional[Callable] = None) -> tuple[list, dict]:
+                   sample: Optional[Callable] = None, loras: Optional[dict] = None) -> tuple[list, dict]:
         """Run stages ``first``..``len(settings) - 1``, each on the previous one's output: ``(xs, timings)``, the
         stage outputs (B, C, R, R) float32 in [-1, 1] and seconds per stage. ``sample(i, stage, sampling, lowres,
         callback)`` replaces a stage's plain ``Stage.sample`` where it returns a tensor (the editing modes);
+        ``loras`` (name -> scale): exactly these LoRA adapters run (None: the active set, ``self.loras.active``).
         :class:`GenerationError` if a stage makes NaN or inf."""
+        with self.loras.using(loras):
+            return self._run_stages(cond, generators, settings, batch_invariant, callback, first, sample)
+
+    def _run_stages(self, cond, generators, settings, batch_invariant, callback, first, sample):
         x, xs, timings = None, [], {}
         for i in range(first, len(settings)):
             ts = time.perf_counter()
@@ -299,6 +319,28 @@ class Pipeline:
             xs.append(x)
             timings[f"stage{i}"] = time.perf_counter() - ts
         return xs, timings
+
+    # --- LoRA adapters (openimagen.lora) -------------------------------------------------------------------
+    def load_lora(self, path, scale: float = 1.0, stage=None, name: Optional[str] = None) -> str:
+        """Load a LoRA adapter folder onto its stage and activate it with ``scale``; returns its name. Refused
+        (ModelLoadError) when it was trained on other weights. See :class:`openimagen.lora.LoraAdapters`."""
+        return self.loras.load(path, scale, stage, name)
+
+    def set_loras(self, scales: dict) -> None:
+        """Make exactly ``scales`` (adapter name -> scale) the adapters that run by default."""
+        self.loras.set(scales)
+
+    def unload_lora(self, name: Optional[str] = None) -> None:
+        """Remove one adapter (default: all); the stages' original layers are put back."""
+        self.loras.unload(name)
+
+    def fuse_lora(self) -> None:
+        """Merge the active adapters into the weights for speed (originals kept; :meth:`unfuse_lora` restores them
+        bit for bit)."""
+        self.loras.fuse()
+
+    def unfuse_lora(self) -> None:
+        self.loras.unfuse()
 
     def img2img(self, images, prompts=None, *, strength: float = 0.6, callback: Optional[Callable] = None,
                 **settings) -> PipelineOutput:

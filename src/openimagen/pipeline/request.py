@@ -26,6 +26,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictBool, StrictSt
                       model_validator)
 
 from openimagen.errors import InvalidArgumentError
+from openimagen.lora.config import Scale as LoraScale
 from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, Percentile, SamplerName,
                                         SamplingConfig, SpacingName, Steps, ThresholdName)
 from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked, raise_one_line
@@ -68,6 +69,8 @@ class GenerationRequest(SamplingOverrides):
         batch_invariant         False: the network runs on the whole batch (fast; an image's pixels may differ by
                                 a rounding step with its batch, see README); True: image by image and the text
                                 encoder prompt by prompt, so a seed gives the same bits whatever the batch
+        loras                   None (the pipeline's active LoRA adapters) or exactly these: adapter name -> scale
+                                in [-10, 10] ({} = none); the names must be loaded (``Pipeline.load_lora``)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -79,6 +82,7 @@ class GenerationRequest(SamplingOverrides):
     stop_at_stage: Optional[NonNegativeInt] = None
     size: Optional[PositiveInt] = None
     batch_invariant: StrictBool = False
+    loras: Optional[dict[StrictStr, LoraScale]] = None
 
     def __init__(self, **data: Any):
         try:
@@ -147,15 +151,17 @@ class GenerationRequest(SamplingOverrides):
                 for i in range(last + 1)]
 
     # --- reproduction ---------------------------------------------------------------------------------------
-    def for_image(self, k: int, settings: Sequence[SamplingConfig]) -> "GenerationRequest":
+    def for_image(self, k: int, settings: Sequence[SamplingConfig],
+                  loras: Optional[dict] = None) -> "GenerationRequest":
         """The request that re-creates image ``k`` alone: its prompt, negative prompt and seed, with every
-        per-stage setting made explicit from ``settings`` (the resolved ones), so it does not depend on the
-        model's defaults."""
+        per-stage setting made explicit from ``settings`` (the resolved ones) and the LoRA adapters that ran
+        (``loras``, name -> scale; None keeps the request's), so it does not depend on the model's defaults."""
         neg = self.image_negative_prompts
         explicit = {name: tuple(getattr(s, name) for s in settings) for name in SAMPLING_FIELDS}
         return GenerationRequest(prompts=(self.image_prompts[k],), negative_prompt=None if neg is None else neg[k],
                                  seed=self.seeds[k], stop_at_stage=len(settings) - 1,
-                                 batch_invariant=self.batch_invariant, **explicit)
+                                 batch_invariant=self.batch_invariant,
+                                 loras=self.loras if loras is None else dict(loras), **explicit)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples as lists); :meth:`from_dict` reads it back."""

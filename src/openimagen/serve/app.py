@@ -14,7 +14,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,10 +83,15 @@ def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConf
             raise ApiError(422, f"size must be one of {', '.join(sizes)}, got {body.size!r}", param="size")
         stop_at_stage = sizes.index(body.size)
     per_stage = {name: v for name in SAMPLING_FIELDS if (v := getattr(body, name)) is not None}
+    if body.adapter is not None and body.adapter not in pipe.loras.loaded:
+        loaded = ", ".join(pipe.loras.loaded) or "none"
+        raise ApiError(422, f"adapter {body.adapter!r} is not loaded on this service (loaded: {loaded})",
+                       param="adapter")
+    loras = {} if body.adapter is None else {body.adapter: body.adapter_scale}
     try:
         request = GenerationRequest(prompts=prompts, num_images_per_prompt=body.n, seed=body.seed,
                                     negative_prompt=body.negative_prompt, stop_at_stage=stop_at_stage,
-                                    batch_invariant=body.batch_invariant, **per_stage)
+                                    batch_invariant=body.batch_invariant, loras=loras, **per_stage)
         settings = pipe.resolve(request)
     except InvalidArgumentError as e:
         raise ApiError(422, str(e), param=_param(str(e))) from None
@@ -111,7 +116,8 @@ class Service:
         self.rate = RateLimitItemPerMinute(config.rate_limit) if config.rate_limit else None
         self.model_hash = pipe.model_hash
         self.ImagesRequest, self.StreamRequest = service_models(config, len(pipe.stages),
-                                                                [f"{r}x{r}" for r in pipe.resolutions])
+                                                                [f"{r}x{r}" for r in pipe.resolutions],
+                                                                list(pipe.loras.loaded))
 
     def reject(self, reason: str, error: ApiError) -> ApiError:
         self.metrics.rejections.labels(reason).inc()
@@ -321,7 +327,9 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
             "stages": stages, "sizes": [f"{r}x{r}" for r in svc.pipe.resolutions],
             "limits": {"max_images": svc.config.max_images, "max_batch": svc.config.max_batch,
                        "timeout_s": svc.config.timeout, "rate_limit_per_minute": svc.config.rate_limit},
-            "watermark": svc.pipe.watermark is not None, "prompt_policy": svc.policy is not None}]}
+            "watermark": svc.pipe.watermark is not None, "prompt_policy": svc.policy is not None,
+            "adapters": [{"name": a["name"], "stage": a["stage"], "sha256": a["sha256"]}
+                         for a in svc.pipe.loras.describe({n: 1.0 for n in svc.pipe.loras.loaded})]}]}
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz():
@@ -394,12 +402,18 @@ def _progress_payload(event: dict) -> dict:
 
 
 def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "float32", config: Optional[dict] = None,
-              keys: Optional[ApiKeys] = None, policy: Union[PromptPolicy, None, str] = "default") -> FastAPI:
+              keys: Optional[ApiKeys] = None, policy: Union[PromptPolicy, None, str] = "default",
+              loras: Sequence[str] = ()) -> FastAPI:
     """Load ``model`` (a directory; None: the shipped default) and make its app: what ``openimagen serve`` and the
-    Ray Serve deployment run. ``config``: :class:`ServeConfig` values."""
+    Ray Serve deployment run. ``config``: :class:`ServeConfig` values. ``loras``: LoRA adapter folders loaded
+    onto the model (named by their folder), which a request picks with its ``adapter`` field; none runs unless
+    asked for."""
     import torch
 
     pipe = Pipeline.from_pretrained(model, device=device, dtype=getattr(torch, dtype))
+    for path in loras:
+        pipe.load_lora(path)
+    pipe.set_loras({})
     label = "default" if model is None else str(model)
     cfg = ServeConfig.build(**{"model_name": "openimagen-default" if model is None else Path(model).name,
                                **(config or {})})

@@ -3,16 +3,17 @@
 ``POST /v1/images/generations`` takes what a client of the OpenAI images API sends (``prompt``, ``n``, ``size``,
 ``response_format``, ``model``, ``user``, ``quality``, ``style``; the last four are accepted and ignored but
 ``model``, which must name the loaded model when given) and openimagen's optional fields: ``seed``,
-``negative_prompt`` and the per-stage sampling settings (one value for every stage, or a list with one per
-stage). Their types and ranges are the ones :class:`~openimagen.pipeline.GenerationRequest` declares (the same
+``negative_prompt``, the per-stage sampling settings (one value for every stage, or a list with one per
+stage) and ``adapter``/``adapter_scale`` (one of the LoRA adapters the service loaded). Their types and ranges are the ones :class:`~openimagen.pipeline.GenerationRequest` declares (the same
 Annotated types), so the OpenAPI schema states them and a bad value is a 422 naming the field.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Sequence, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StrictStr, create_model
 
+from openimagen.lora.config import Scale as LoraScale
 from openimagen.pipeline.request import MAX_SEED, SamplingOverrides
 from openimagen.validation import PlainNumber
 
@@ -43,6 +44,9 @@ class ImagesRequest(SamplingOverrides):
     negative_prompt: Optional[StrictStr] = Field(None, description="guide away from this text, for every prompt")
     batch_invariant: StrictBool = Field(False, description="bit-exact mode: the image's bits do not depend on the "
                                                            "batch the service runs it in (slower)")
+    adapter: Optional[StrictStr] = Field(None, description="a LoRA adapter the service loaded (GET /v1/models lists "
+                                                           "them); default: none, the base model")
+    adapter_scale: LoraScale = Field(1.0, description="the adapter's scale (1 = as trained, 0 = off)")
 
 
 class StreamRequest(ImagesRequest):
@@ -52,11 +56,11 @@ class StreamRequest(ImagesRequest):
         0, description="send the x0 estimate as PNGs every this many steps (0: no previews)")
 
 
-def service_models(config, stages: int, sizes: list[str]) -> tuple[type, type]:
+def service_models(config, stages: int, sizes: list[str], adapters: Sequence[str] = ()) -> tuple[type, type]:
     """:class:`ImagesRequest` and :class:`StreamRequest` with this service's limits written into their schema (so
     ``/openapi.json`` states exactly what is accepted): ``n`` up to ``max_images``, prompts up to
     ``max_prompt_chars``, seeds exact in every JSON client (< 2**53), ``size`` one of the stages' sizes, ``model`` the loaded one, ``steps`` up to
-    ``max_steps``, and per-stage lists with exactly one value per stage."""
+    ``max_steps``, per-stage lists with exactly one value per stage, and ``adapter`` one of ``adapters``."""
     from openimagen.pipeline.config import (MAX_STEPS, AugLevel, Guidance, Percentile, SamplerName, SpacingName,
                                             ThresholdName)
 
@@ -78,7 +82,8 @@ def service_models(config, stages: int, sizes: list[str]) -> tuple[type, type]:
         "sampler": per_stage(SamplerName), "steps": per_stage(Annotated[int, Field(ge=1, le=min(MAX_STEPS, config.max_steps)), PlainNumber, JsonInt,
                                      Strict()]),
         "guidance": per_stage(Guidance), "threshold": per_stage(ThresholdName), "percentile": per_stage(Percentile),
-        "spacing": per_stage(SpacingName), "aug_level": per_stage(AugLevel)}
+        "spacing": per_stage(SpacingName), "aug_level": per_stage(AugLevel),
+        "adapter": (Optional[Literal[tuple(adapters)]] if adapters else None, ImagesRequest.model_fields["adapter"])}
     images = create_model("ImagesRequest", __base__=ImagesRequest, **fields)
     stream = create_model("StreamRequest", __base__=images,
                           preview_every=(StreamRequest.model_fields["preview_every"].annotation,

@@ -84,8 +84,7 @@ class Batcher:
 
     def submit(self, request: GenerationRequest, progress=None, preview_every: int = 0) -> Job:
         """Queue ``request`` (already validated and resolvable on this pipeline); :class:`QueueFull` when full."""
-        settings = self.pipe.resolve(request)
-        job = Job(request, (tuple(settings), request.batch_invariant), progress, preview_every)
+        job = Job(request, self.pipe.batch_key(request), progress, preview_every)
         with self._cond:
             if self._stopping:
                 raise QueueFull("the service is shutting down")

@@ -33,6 +33,7 @@ from openimagen.diffusion.loss import WEIGHTINGS
 from openimagen.diffusion.parameterization import ParamConfig
 from openimagen.diffusion.schedules import ScheduleConfig
 from openimagen.errors import ConfigError
+from openimagen.lora.config import LoraSettings
 from openimagen.nn import UNetConfig, get_preset
 from openimagen.pipeline.config import SamplingConfig, StageConfig
 from openimagen.configs import dataclass_from_dict
@@ -159,6 +160,7 @@ class RunConfig:
     log: LogSection = field(default_factory=LogSection)
     distributed: DistributedSection = field(default_factory=DistributedSection)
     init: InitSection = field(default_factory=InitSection)
+    lora: Optional[LoraSettings] = None           # set: train a LoRA adapter on init.model's stage (Hu et al. 2021)
     seed: NonNegInt = 0
     max_steps: Count = 1000
     precision: _one_of(*PRECISIONS) = "fp32"      # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
@@ -216,6 +218,12 @@ class RunConfig:
             raise ConfigError("log.sample_prompts is empty but log.sample_every asks for sample grids")
         if self.init.stage is not None and self.init.model is None:
             raise ConfigError("init.stage needs init.model (\"default\" or an exported model directory)")
+        if self.lora is not None and self.init.model is None:
+            raise ConfigError("lora adapts a trained stage: set init.model (\"default\" or an exported model "
+                              "directory)")
+        if self.lora is not None and self.distributed.strategy == "fsdp":
+            raise ConfigError("lora trains a few adapter tensors and keeps the base frozen: use distributed.strategy "
+                              "ddp (fsdp shards weights it would not train)")
         unet = self.stage.unet
         if (unet.preset is None) == (unet.config is None):
             raise ConfigError("stage.unet needs exactly one of 'preset' (with optional 'overrides') or 'config'")

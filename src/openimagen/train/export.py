@@ -84,6 +84,10 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty; choose another output folder or pass --overwrite")
     ckpts = [Checkpoint.read(r) for r in runs]
+    lora = [c.path for c in ckpts if c.state.get("run_config", {}).get("lora") is not None]
+    if lora:
+        raise ConfigError(f"{lora[0]} is a LoRA run: export it alone as an adapter (openimagen.train.lora."
+                          f"export_adapter, or `openimagen export RUN -o ADAPTER_DIR`)")
     encoder, max_length = check_chain(ckpts)
     sampling = list(sampling or [])
     if len(sampling) > len(ckpts):

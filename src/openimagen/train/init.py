@@ -8,7 +8,10 @@ kept in ``run_config.json`` (the lineage).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from openimagen.errors import ConfigError
 from openimagen.pipeline.config import PipelineConfig, StageConfig
@@ -38,8 +41,25 @@ def _stage_name(root: Path, pipeline: PipelineConfig, stage: StageConfig, asked)
                       + "; set init.stage")
 
 
-def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> tuple[dict, str]:
-    """The network weights the run starts from, and a one-line description of where they came from."""
+@dataclass
+class InitSource:
+    """The trained stage a run starts from: its weights and where they came from (the run's lineage)."""
+
+    weights: dict[str, torch.Tensor]
+    model: Path                   # the model directory
+    stage: str                    # its stage folder
+    weights_sha256: str           # SHA-256 of that stage's model.safetensors (a LoRA adapter's base hash)
+
+    def describe(self) -> str:
+        return f"initialised from {self.model / self.stage} (weights sha256 {self.weights_sha256[:16]})"
+
+    def to_dict(self) -> dict:
+        """JSON-ready lineage (kept in every checkpoint's state.json as ``init``)."""
+        return {"model": str(self.model), "stage": self.stage, "weights_sha256": self.weights_sha256}
+
+
+def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> InitSource:
+    """The network weights the run starts from, and where they came from."""
     root = check_model_dir(source_dir(cfg))
     if run_dir.resolve() == root.resolve() or root.resolve() in run_dir.resolve().parents:
         raise ConfigError(f"the run folder {run_dir} lies inside init.model {root}; the source model is only read, "
@@ -58,4 +78,4 @@ def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> tuple[dic
         raise ConfigError(f"init.model {root}/{name} is a different stage than the run's; set these in the run's "
                           f"stage section to match: " + "; ".join(diffs))
     weights = root / name / WEIGHTS_NAME
-    return load_weights(weights), f"initialised from {root / name} (weights sha256 {file_sha256(weights)[:16]})"
+    return InitSource(load_weights(weights), root, name, file_sha256(weights))

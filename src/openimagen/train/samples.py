@@ -23,7 +23,12 @@ SR_EXAMPLES = 4
 class SampleMaker:
     def __init__(self, trainer):
         cfg, self.trainer = trainer.cfg, trainer
-        self.stage = Stage(trainer.stage_config).to(trainer.dist.device).eval()
+        self.stage = Stage(trainer.stage_config)
+        if cfg.lora is not None:                     # the same adapted network as the trainer's, EMA copied in
+            from openimagen.train.lora import add_lora
+
+            add_lora(self.stage.denoiser.net, cfg.lora)
+        self.stage = self.stage.to(trainer.dist.device).eval()
         sampling = trainer.stage_config.sampling
         self.sampling = replace(sampling, steps=cfg.log.sample_steps or sampling.steps)
         self.lowres = None

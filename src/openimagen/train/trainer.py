@@ -44,6 +44,8 @@ from openimagen.train.objective import Objective, TrainBatch
 from openimagen.train.optim import EMA, build_optimiser, lr_at, set_lr
 from openimagen.train.samples import SampleMaker
 from openimagen.train.step import DiffusionObjective
+from openimagen.nn import count_parameters
+from openimagen.train.lora import add_lora, check_same_lora
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
@@ -70,6 +72,7 @@ class Trainer:
         self.stage_config = cfg.stage_config()
         if self.ckpt is not None:
             check_compatible(self.ckpt, self.stage_config)
+            check_same_lora(self.ckpt, cfg.lora)
         self.run_dir = Path(run_dir or (self.ckpt and run_dir_of(self.ckpt.path)) or cfg.out).expanduser()
         existing = checkpoint_dirs(self.run_dir)
         if self.ckpt is None and existing:
@@ -111,13 +114,21 @@ class Trainer:
         cfg, d = self.cfg, self.dist
         torch.manual_seed(cfg.seed)                                  # the same initial weights on every rank
         self.stage = Stage(self.stage_config)
+        self.init_source = self.ckpt.state.get("init") if self.ckpt is not None else None
         if cfg.init.model is not None and self.ckpt is None:         # fine-tuning: start from a trained stage
             from openimagen.pipeline.io import load_state_into
             from openimagen.train.init import init_weights
 
-            weights, lineage = init_weights(cfg, self.stage_config, self.run_dir)
-            load_state_into(self.stage.denoiser.net, weights, Path(cfg.init.model))
-            self.monitor.write(lineage)
+            source = init_weights(cfg, self.stage_config, self.run_dir)
+            load_state_into(self.stage.denoiser.net, source.weights, Path(cfg.init.model))
+            self.monitor.write(source.describe())
+            self.init_source = source.to_dict()
+        if cfg.lora is not None:                                     # LoRA: only the adapter's A, B train
+            add_lora(self.stage.denoiser.net, cfg.lora)
+        net = self.stage.denoiser.net
+        trainable, total = count_parameters(net), count_parameters(net, trainable_only=False)
+        self.monitor.write(f"parameters: {trainable:,} trainable of {total:,} ({100 * trainable / total:.2f}%)"
+                           + (f"; LoRA rank {cfg.lora.rank} on {', '.join(cfg.lora.targets)}" if cfg.lora else ""))
         self.stage = self.stage.to(d.device).train()
         torch.manual_seed(mix_seed(cfg.seed, d.rank, 1))             # global RNG (dropout), per rank
         self.model = distributed.wrap(self.stage.denoiser.net, d)
@@ -305,7 +316,8 @@ class Trainer:
                      "dataset_size": len(self.dataset), "scheduler": {"step": step, "lr": lr_at(self.cfg, step)},
                      "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                      "run_config": {**self.cfg.to_dict(), "out": str(self.run_dir)},
-                     "stage_config": self.stage_config.to_dict(), "text_encoder_id": self.table.encoder_id}
+                     "stage_config": self.stage_config.to_dict(), "text_encoder_id": self.table.encoder_id,
+                     "init": self.init_source}
             path = save_checkpoint(self.run_dir, step, model=model, ema=ema, optimiser=opt, rng=rng, state=state,
                                    keep_last=self.cfg.log.keep_last)
         distributed.barrier(d)
