@@ -81,6 +81,11 @@ def shape_geometry(shape: str, x0: float, y0: float, e: float):
         return "polygon", [(x0, y0), (x0 + e, y0), (x0 + e, y0 + e), (x0, y0 + e)]
     if shape == "triangle":
         return "polygon", [(x0 + e / 2, y0), (x0 + e, y0 + e), (x0, y0 + e)]
+    if shape == "cross":                            # a plus sign, arms a third of the extent wide (data/concept.py)
+        a, b = x0 + e / 3, x0 + 2 * e / 3
+        c, d = y0 + e / 3, y0 + 2 * e / 3
+        return "polygon", [(a, y0), (b, y0), (b, c), (x0 + e, c), (x0 + e, d), (b, d), (b, y0 + e), (a, y0 + e),
+                           (a, d), (x0, d), (x0, c), (a, c)]
     R, r = e / 2, e / 2 * 0.42                      # five-pointed star, outer and inner radius
     cx, cy = x0 + R, y0 + R + (2 * R - R * (1 + math.cos(math.pi / 5))) / 2  # centred vertically
     return "polygon", [(cx + (R if k % 2 == 0 else r) * math.sin(k * math.pi / 5),

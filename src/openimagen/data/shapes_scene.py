@@ -120,6 +120,11 @@ def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def plural(noun: str) -> str:
+    """English plural of a shape noun: circles, stars; crosses (the fine-tuning concept)."""
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
+
+
 def noun_phrase(o: ObjectSpec, with_size: bool = True) -> str:
     words = ([o.size] if with_size else []) + [o.color, o.shape]
     return f"{article(words[0])} {' '.join(words)}"
@@ -136,7 +141,7 @@ def scene_captions(kind: str, objs: tuple, background: str, relation: Optional[s
                 f"{noun_phrase(b, False)} and {noun_phrase(a, False)}", f"{noun_phrase(a)} and {noun_phrase(b)}")
     if kind == "counting":
         o, n = objs[0], len(objs)
-        noun = o.shape + ("s" if n > 1 else "")
+        noun = plural(o.shape) if n > 1 else o.shape
         return (f"{NUMBERS[n - 1]} {o.color} {noun}", f"{n} {o.color} {noun}",
                 f"exactly {NUMBERS[n - 1]} {o.size} {o.color} {noun}")
     a, b = objs

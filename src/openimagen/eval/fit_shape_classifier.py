@@ -46,15 +46,16 @@ def collect(n: int, seed: int = 0) -> tuple:
     return np.array(xs), np.array(ys)
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> dict:
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, classes: tuple = CLASSES) -> dict:
+    """Multinomial logistic regression of labels ``y`` (indices into ``classes``) on expanded features ``x``."""
     import torch
 
     e = expand(x)
     mean, std = e.mean(0), e.std(0) + 1e-9
     a = torch.tensor((e - mean) / std, dtype=torch.float64)
     target = torch.tensor(y)
-    weight = torch.zeros(a.shape[1], len(CLASSES), dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(len(CLASSES), dtype=torch.float64, requires_grad=True)
+    weight = torch.zeros(a.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([weight, bias], max_iter=1000, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
 
     def closure():
@@ -65,7 +66,7 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> dict:
 
     opt.step(closure)
     accuracy = float(((a @ weight + bias).argmax(1) == target).double().mean())
-    return {"features": list(FEATURES), "classes": list(CLASSES), "mean": mean.tolist(), "std": std.tolist(),
+    return {"features": list(FEATURES), "classes": list(classes), "mean": mean.tolist(), "std": std.tolist(),
             "weight": weight.detach().numpy().tolist(), "bias": bias.detach().numpy().tolist(),
             "train_accuracy": accuracy, "examples": int(len(y))}
 

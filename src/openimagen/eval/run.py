@@ -141,11 +141,15 @@ def generate_batches(pipe, prompts: list, settings: EvalSettings, timings: dict)
 
 
 def evaluate_pipeline(pipe, sets: list, settings: EvalSettings, out: Path,
-                      progress: Optional[Callable] = None) -> EvalResult:
+                      progress: Optional[Callable] = None, classify: Optional[Callable] = None) -> EvalResult:
     """Generate ``images_per_prompt`` images per case with ``pipe``, save them under ``out/images``, score them.
 
-    ``progress(n)`` is called after every batch with the number of images it made."""
-    from openimagen.eval.shapes_scorer import score
+    ``progress(n)`` is called after every batch with the number of images it made. ``classify(features) -> shape``
+    replaces the scorer's shape classifier (the concept measurement's, which knows a fifth shape)."""
+    from openimagen.eval.shapes_scorer import check, detect
+
+    def score(image, case):
+        return check(case, detect(image) if classify is None else detect(image, classify))
 
     settings.validate()
     n = settings.images_per_prompt

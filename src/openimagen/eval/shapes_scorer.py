@@ -155,18 +155,20 @@ def measure(seg: Segmentation, mask: np.ndarray, k: int) -> dict:
             "side": float(side / WORK)}
 
 
-def describe(seg: Segmentation, mask: np.ndarray, k: int) -> Detection:
-    """The detection of one region: colour k, shape by the fitted classifier, size from the box."""
+def describe(seg: Segmentation, mask: np.ndarray, k: int, classify=classify_shape) -> Detection:
+    """The detection of one region: colour k, shape by the fitted classifier (``classify(features) -> name``),
+    size from the box (shapes without a measured split: 0.25 of the side)."""
     f = measure(seg, mask, k)
     box, area = f.pop("box"), f.pop("area")
-    shape = classify_shape(f)
-    return Detection(PALETTE[k], shape, "big" if f["side"] > SIZE_SPLIT[shape] else "small", box, area, f)
+    shape = classify(f)
+    return Detection(PALETTE[k], shape, "big" if f["side"] > SIZE_SPLIT.get(shape, 0.25) else "small", box, area, f)
 
 
-def detect(image) -> list:
-    """Objects in an image (PIL or (H, W, 3) array, any size), as :class:`Detection` s, top to bottom."""
+def detect(image, classify=classify_shape) -> list:
+    """Objects in an image (PIL or (H, W, 3) array, any size), as :class:`Detection` s, top to bottom.
+    ``classify``: the shape classifier (default: the suite's four shapes; the concept measurement adds one)."""
     seg = segment(image)
-    dets = [describe(seg, m, k) for m, k in regions(seg)]
+    dets = [describe(seg, m, k, classify) for m, k in regions(seg)]
     return sorted(dets, key=lambda d: (d.box[1], d.box[0]))
 
 
