@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import random
 from pathlib import Path
 
@@ -24,10 +23,9 @@ import numpy as np
 from openimagen.data.concept import NEW_SHAPES
 from openimagen.data.shapes import layout, render_scene
 from openimagen.data.shapes_scene import BACKGROUNDS, COLORS, SHAPES, SIZES, ObjectSpec, SceneSpec
-from openimagen.errors import ModelLoadError
 from openimagen.eval.render import DEGRADATIONS, degrade
 from openimagen.eval.segment import segment
-from openimagen.eval.shape_classifier import FEATURES, expand
+from openimagen.eval.shape_classifier import FEATURES, probabilities, read_params
 
 CONCEPT_CLASSES = SHAPES + NEW_SHAPES
 PARAMS_PATH = Path(__file__).resolve().parent / "concept_classifier.json"
@@ -67,23 +65,12 @@ def collect(n: int, seed: int = 0, degradations=DEGRADATIONS) -> tuple:
 
 @functools.lru_cache(maxsize=1)
 def load_params(path: Path = PARAMS_PATH) -> dict:
-    try:
-        p = json.loads(Path(path).read_text())
-        params = {k: np.asarray(p[k], np.float64) for k in ("mean", "std", "weight", "bias")}
-    except (OSError, KeyError, ValueError) as e:
-        raise ModelLoadError(f"concept classifier parameters {path} are missing or broken ({e}); rebuild them with "
-                             f"python -m openimagen.eval.concept") from None
-    if tuple(p.get("classes", ())) != CONCEPT_CLASSES or tuple(p.get("features", ())) != FEATURES:
-        raise ModelLoadError(f"{path} was fitted for other classes or features; refit it")
-    return params
+    return read_params(path, CONCEPT_CLASSES, "openimagen.eval.concept")
 
 
 def classify_concept(features: dict) -> str:
     """The shape (one of :data:`CONCEPT_CLASSES`) of one region's features."""
-    p = load_params()
-    x = np.array([[features[f] for f in FEATURES]])
-    logits = ((expand(x) - p["mean"]) / p["std"]) @ p["weight"] + p["bias"]           # (1, 5)
-    return CONCEPT_CLASSES[int(logits.argmax())]
+    return CONCEPT_CLASSES[int(probabilities(load_params(), features).argmax())]
 
 
 def main(argv=None) -> None:

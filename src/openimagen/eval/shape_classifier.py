@@ -26,26 +26,36 @@ def expand(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, x[:, _I] * x[:, _J]], axis=1)
 
 
-@functools.lru_cache(maxsize=1)
-def load_params(path: Path = PARAMS_PATH) -> dict:
+def read_params(path: Path, classes: tuple, module: str) -> dict:
+    """Fitted parameters (mean, std, weight, bias as float64 arrays) of a classifier over ``classes`` from
+    ``path``; ModelLoadError naming ``python -m <module>`` (which refits them) when missing or mismatched."""
     try:
         p = json.loads(Path(path).read_text())
         params = {k: np.asarray(p[k], np.float64) for k in ("mean", "std", "weight", "bias")}
     except (OSError, KeyError, ValueError) as e:
         raise ModelLoadError(f"shape classifier parameters {path} are missing or broken ({e}); "
-                             "rebuild them with python -m openimagen.eval.fit_shape_classifier") from None
-    if tuple(p.get("features", ())) != FEATURES or tuple(p.get("classes", ())) != CLASSES:
-        raise ModelLoadError(f"{path} was fitted for other features or classes; refit it")
+                             f"rebuild them with python -m {module}") from None
+    if tuple(p.get("features", ())) != FEATURES or tuple(p.get("classes", ())) != tuple(classes):
+        raise ModelLoadError(f"{path} was fitted for other features or classes; refit it with python -m {module}")
     return params
+
+
+@functools.lru_cache(maxsize=1)
+def load_params(path: Path = PARAMS_PATH) -> dict:
+    return read_params(path, CLASSES, "openimagen.eval.fit_shape_classifier")
+
+
+def probabilities(params: dict, features: dict) -> np.ndarray:
+    """(K,) class probabilities of one region's features under fitted ``params`` (K classes)."""
+    x = np.array([[features[f] for f in FEATURES]])
+    logits = ((expand(x) - params["mean"]) / params["std"]) @ params["weight"] + params["bias"]   # (1, K)
+    e = np.exp(logits - logits.max())
+    return (e / e.sum())[0]
 
 
 def shape_probs(features: dict) -> np.ndarray:
     """(4,) probabilities of :data:`CLASSES` for one region's features."""
-    p = load_params()
-    x = np.array([[features[f] for f in FEATURES]])
-    logits = ((expand(x) - p["mean"]) / p["std"]) @ p["weight"] + p["bias"]           # (1, 4)
-    e = np.exp(logits - logits.max())
-    return (e / e.sum())[0]
+    return probabilities(load_params(), features)
 
 
 def classify_shape(features: dict) -> str:
