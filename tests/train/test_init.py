@@ -64,3 +64,20 @@ def test_the_shipped_default_model_matches_its_v2_recipes(tmp_path, config, stag
     source = init_weights(cfg, cfg.stage_config(), tmp_path / "run")
     assert f"models/default/{stage}" in source.describe() and len(source.weights) > 100
     assert source.stage == stage and len(source.to_dict()["weights_sha256"]) == 64
+
+
+def test_the_first_loss_is_the_source_models_loss_on_that_batch(assets, exported, tmp_path):
+    """Issue 14 acceptance: init-from loads exactly the given weights, so step 1's loss is the exported stage's own
+    loss on step 1's batch and noise (computed here independently, with a Stage loaded from the model folder)."""
+    from openimagen.pipeline import Stage
+    from openimagen.train.data import NOISE_STREAM, example_generators, micro_batch_loader
+
+    cfg = run_config(assets, tmp_path / "run_d", max_steps=1, init={"model": str(exported)})
+    trainer = Trainer(cfg)
+    items = next(iter(micro_batch_loader(trainer.dataset, cfg, trainer.layout, 0, 0)))
+    batch = trainer._micro_batch(items, 0, trainer.layout.positions(0, 0))
+    source = Stage.load(exported / "stage0_base").train()
+    gens = example_generators(cfg.seed, 0, trainer.layout.positions(0, 0), NOISE_STREAM)
+    expected = trainer.objective(source.denoiser, batch, gens).mean()
+    result = trainer.train()
+    assert result.losses[0] == pytest.approx(float(expected), rel=1e-6, abs=0)
