@@ -67,3 +67,25 @@ def test_page_with_api_keys_asks_once_and_reports_errors(browser, model_dir, tmp
         assert len(page.query_selector_all(".card img")) == 1
         page.reload()                                  # the key is kept for the tab's session
         page.wait_for_function("document.querySelector('#model-info').textContent.includes('hash')")
+
+
+def test_page_offers_the_loaded_adapters_and_uses_the_chosen_one(browser, model_dir, tmp_path):
+    """serve --lora: the page lists the adapter; an image made with it differs from the base model's."""
+    from openimagen.pipeline import Pipeline
+    from tests.lora.test_adapters import make_adapter
+    from tests.pipeline.fixtures import encoder
+
+    adapter = make_adapter(Pipeline.from_pretrained(model_dir, text_encoder=encoder()), tmp_path / "ink", seed=1)
+    with LiveServer(["--model", str(model_dir), "--lora", str(adapter)]) as srv:
+        page = browser.new_page()
+        page.goto(srv.url + "/")
+        page.wait_for_function("document.querySelector('#model-info').textContent.includes('hash')")
+        assert page.is_visible("#adapter") and page.inner_text("#adapter").splitlines()[-1].strip() == "ink"
+        sources = []
+        for choice in ("", "ink"):
+            page.select_option("#adapter", choice)
+            _generate(page, "a red circle", 1)
+            page.wait_for_selector("#status:has-text('done')", timeout=60_000)
+            sources.append(page.get_attribute(".card img", "src"))
+            page.evaluate("document.querySelector('#status').textContent = ''")
+        assert sources[0] != sources[1] and all(s.startswith("data:image/png;base64,") for s in sources)

@@ -25,6 +25,12 @@ async function loadModel() {
   const m = (await r.json()).data[0];
   $("model-info").textContent = `${m.id} · ${m.sizes[m.sizes.length - 1]} · hash ${m.model_hash}`;
   $("n").max = m.limits.max_images;
+  for (const a of m.adapters || []) {                 // LoRA adapters the service loaded (serve --lora)
+    const o = document.createElement("option");
+    o.value = o.textContent = a.name;
+    $("adapter").appendChild(o);
+  }
+  $("adapter-box").hidden = $("adapter-scale-box").hidden = !(m.adapters || []).length;
 }
 
 function requestBody() {
@@ -34,6 +40,10 @@ function requestBody() {
   if ($("steps").value) body.steps = Number($("steps").value);
   if ($("guidance").value) body.guidance = Number($("guidance").value);
   if ($("sampler").value) body.sampler = $("sampler").value;
+  if ($("adapter").value) {
+    body.adapter = $("adapter").value;
+    body.adapter_scale = Number($("adapter-scale").value);
+  }
   return body;
 }
 
