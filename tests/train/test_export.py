@@ -92,3 +92,31 @@ def test_export_sets_sampling_defaults_per_stage(runs, tmp_path):
             cli(["export", str(runs[0]), "-o", str(tmp_path / "bad"), "--sampling", bad])
     with pytest.raises(ConfigError, match="3 sampling overrides for 2 stages"):
         cli(["export", str(runs[0]), str(runs[1]), "-o", str(tmp_path / "bad"), "--sampling", "steps=2", "", ""])
+
+
+def test_overwrite_replaces_only_a_model_directory_and_never_the_source(assets, tmp_path):
+    """Issue 10, kind 4: ``--overwrite`` must not delete a run's checkpoints or an unrelated folder."""
+    import pytest
+
+    from openimagen.errors import ConfigError
+    from openimagen.train.export import export_pipeline
+    from openimagen.train.trainer import train
+    from tests.train.conftest import run_config
+
+    run = tmp_path / "run"
+    train(run_config(assets, run, max_steps=1))
+    with pytest.raises(ConfigError, match="holds or lies inside the run being exported"):
+        export_pipeline([run], run, overwrite=True)
+    with pytest.raises(ConfigError, match="holds or lies inside the run being exported"):
+        export_pipeline([run], run / "model", overwrite=True)
+    assert (run / "checkpoints").is_dir()
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    (unrelated / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(ConfigError, match="not a model directory .* --overwrite only replaces"):
+        export_pipeline([run], unrelated, overwrite=True)
+    assert (unrelated / "holiday.jpg").read_bytes() == b"precious"
+    model = export_pipeline([run], tmp_path / "model")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        export_pipeline([run], model)
+    assert export_pipeline([run], model, overwrite=True) == model and (model / "pipeline.json").is_file()

@@ -20,7 +20,7 @@ from openimagen.errors import ConfigError, ModelLoadError
 from openimagen.pipeline import PipelineConfig, Stage
 from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, write_json
 from openimagen.text.registry import DEFAULT_NAMES
-from openimagen.train.checkpoint import EMA, Checkpoint
+from openimagen.train.checkpoint import EMA, Checkpoint, run_dir_of
 from openimagen.validation import checked
 
 
@@ -75,15 +75,34 @@ def parse_sampling(spec: str) -> dict:
     return out
 
 
+def check_export_target(out: Path, sources: list, overwrite: bool, marker: str = PIPELINE_NAME,
+                        what: str = "model directory") -> None:
+    """ConfigError unless ``out`` may be written: a new or empty folder, or (with ``overwrite``) a ``what`` that
+    openimagen wrote (it holds ``marker``); never a folder holding, or inside, one of ``sources``."""
+    target = out.resolve()
+    for src in sources:
+        src = Path(src).resolve()
+        if target == src or target in src.parents or src in target.parents:
+            raise ConfigError(f"{out} holds or lies inside the run being exported ({src}); write the {what} "
+                              f"elsewhere")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give a folder for the {what}")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out} exists and is not empty; choose another output folder or pass --overwrite")
+        if not (out / marker).is_file():
+            raise ConfigError(f"{out} is not a {what} (no {marker}); --overwrite only replaces a {what} "
+                              f"openimagen wrote, so choose another output folder")
+
+
 def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, description: str = "",
                     sampling: Optional[list] = None) -> Path:
     """Write the cascade of ``runs`` (run folders or checkpoint folders, base first) to ``out``; returns ``out``.
     ``sampling``: per stage, a dict of :class:`SamplingConfig` fields that replace the run's sampling defaults
     (chosen from evaluation after training), or None to keep them."""
     out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} exists and is not empty; choose another output folder or pass --overwrite")
     ckpts = [Checkpoint.read(r) for r in runs]
+    check_export_target(out, [run_dir_of(c.path) or c.path for c in ckpts], overwrite)
     lora = [c.path for c in ckpts if c.state.get("run_config", {}).get("lora") is not None]
     if lora:
         raise ConfigError(f"{lora[0]} is a LoRA run: export it alone as an adapter (openimagen.train.lora."

@@ -17,10 +17,11 @@ from torch import nn
 from openimagen.errors import ConfigError, ModelLoadError
 from openimagen.lora import layers
 from openimagen.lora.config import LoraSettings
-from openimagen.lora.files import AdapterMeta, save_adapter
+from openimagen.lora.files import META_NAME, AdapterMeta, save_adapter
 from openimagen.pipeline import Stage
 from openimagen.pipeline.io import load_state_into
-from openimagen.train.checkpoint import EMA, Checkpoint
+from openimagen.train.checkpoint import EMA, Checkpoint, run_dir_of
+from openimagen.train.export import check_export_target
 
 TRAIN_ADAPTER = "lora"
 
@@ -51,15 +52,7 @@ def export_adapter(run, out, *, fp16: bool = False, overwrite: bool = False) -> 
     if not is_lora_run(ckpt):
         raise ConfigError(f"{ckpt.path} is not a LoRA run (its config has no lora section)")
     out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; give a folder for the adapter")
-    if out.is_dir() and any(out.iterdir()):
-        from openimagen.lora.files import META_NAME
-
-        if not overwrite or not (out / META_NAME).is_file():
-            raise ConfigError(f"{out} exists and is not empty; choose another folder"
-                              + ("" if (out / META_NAME).is_file() else " (it is not an adapter folder, so "
-                                 "--overwrite does not replace it)") + (" or pass --overwrite" if not overwrite else ""))
+    check_export_target(out, [run_dir_of(ckpt.path) or ckpt.path], overwrite, META_NAME, "LoRA adapter folder")
     init = ckpt.state.get("init")
     if not init or not init.get("weights_sha256"):
         raise ModelLoadError(f"{ckpt.path} does not record the weights it started from (init); it cannot name the "
