@@ -70,3 +70,21 @@ def test_bad_edit_input_is_one_line_exit_2(model, image, tmp_path, capsys, argv,
     code, _, err = run(capsys, "edit", *argv, "--model", model, "-o", tmp_path / "x.png", "--steps", 2)
     assert code == 2 and words in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("mode, extra, size", [("inpaint", ["--rect", "2,2,10,6"], (45, 27)),
+                                               ("img2img", ["--fit", "pad", "--strength", "0.3"], (32, 32)),
+                                               ("upscale", ["--fit", "center_crop"], (32, 32))])
+def test_a_non_square_image_of_odd_size_works(model, tmp_path, capsys, mode, extra, size):
+    src = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (27, 45, 3), dtype=np.uint8)).save(src)
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, "edit", mode, src, "--prompt", "a red circle", "--model", model, "-o", out,
+                       "--steps", 2, "--no-progress", "--no-watermark", *extra)
+    assert code == 0, err
+    assert Image.open(out).size == size
+    if mode == "inpaint":                                     # outside the rectangle: the original, exactly
+        got, orig = np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(src))
+        keep = np.ones((27, 45), bool)
+        keep[2:6, 2:10] = False
+        assert np.array_equal(got[keep], orig[keep])

@@ -37,6 +37,10 @@ def add_edit_parser(subparsers) -> None:
             e.add_argument("--border", type=int, default=8, help="border to paint, in output pixels (default 8)")
         if mode == "upscale":
             e.add_argument("--stage", type=int, default=1, help="first super-resolution stage to run (default 1)")
+        if mode in ("img2img", "upscale"):
+            e.add_argument("--fit", default="center_crop", choices=("center_crop", "pad"),
+                           help="how a non-square image becomes square: keep the central square (default) or "
+                                "pad it with white (inpaint and outpaint always pad and keep the image's size)")
         e.set_defaults(func=run_edit, from_png=None, stop_at_stage=None)
 
 
@@ -66,10 +70,10 @@ def run_edit(args) -> int:
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
     request, _, pipe, model = prepare(args)
-    calls = {"img2img": lambda cb: pipe.img2img(image, request, strength=args.strength, callback=cb),
+    calls = {"img2img": lambda cb: pipe.img2img(image, request, strength=args.strength, fit=args.fit, callback=cb),
              "inpaint": lambda cb: pipe.inpaint(image, mask, request, callback=cb),
              "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
-             "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, callback=cb)}
+             "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb)}
     try:
         return finish(args, pipe, request, model, calls[mode])
     except InvalidArgumentError as e:

@@ -15,7 +15,7 @@ import math
 from dataclasses import replace
 from typing import Callable, Optional, Union
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
+from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
@@ -34,17 +34,19 @@ def start_stage(pipe: Pipeline, side: int) -> int:
 
 
 def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRequest, None] = None, *,
-            strength: float = 0.6, callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+            strength: float = 0.6, fit: str = "center_crop", callback: Optional[Callable] = None,
+            **settings) -> PipelineOutput:
     """Edit ``images`` (PIL image(s), one for all prompts or one per prompt, or a (B, 3, H, W) tensor in [-1, 1])
-    toward ``prompts`` (or a :class:`GenerationRequest`; keyword settings as for ``pipe(...)``).
+    toward ``prompts`` (or a :class:`GenerationRequest`; keyword settings as for ``pipe(...)``). A non-square image
+    is made square by ``fit``: ``center_crop`` or ``pad`` (see :mod:`openimagen.edit.inputs`).
 
     Returns a :class:`PipelineOutput` whose ``stages`` are the stages run (from the first) and whose ``edit``
     records ``{"mode": "img2img", "strength", "start_stage"}``. Raises :class:`InvalidArgumentError` for a bad
     strength, image or setting."""
     strength = check_strength(strength)
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
-    x_in = to_tensor(images)
-    first = start_stage(pipe, x_in.shape[-1]) if x_in.shape[-1] == x_in.shape[-2] else 0
+    x_in, _ = square(to_tensor(images), fit)
+    first = start_stage(pipe, x_in.shape[-1])
     x_in = per_image(resize(x_in, pipe.resolutions[first]), request)              # (B, 3, R, R)
 
     def sample(i, stage, cond, generators, sampling, _lowres, callback):

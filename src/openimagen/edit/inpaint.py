@@ -8,7 +8,10 @@ the exponential-integrator samplers here puts the known pixels at exactly their 
 x_known and the sampler's noise; RePaint's resampling jumps are not implemented. ``keep`` is the mask resized to
 the stage with the antialiased filter, so it is soft at the seam: the new content is blended into the old over a
 pixel or two at the base resolution. After the last stage the known pixels are pasted back with the hard mask,
-so the result outside the mask equals the input exactly (at the last stage's resolution).
+so the result outside the mask equals the input exactly (at the last stage's resolution). An image of another
+size or aspect ratio is padded to a square (the padding is painted too), and ``out.images`` are mapped back to
+the user's W x H with the original's unmasked pixels pasted in exactly (:mod:`openimagen.edit.inputs`); the
+invisible watermark, when on, is added after that paste.
 
 Masks: white (1) = repaint, black (0) = keep; a PIL image (any mode, converted to grey, > 127 = repaint), a
 (B, 1, H, W) or (H, W) tensor in [0, 1], or a rectangle ``(left, top, right, bottom)`` in the image's pixels.
@@ -19,11 +22,12 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
+from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor, unsquare
 from openimagen.errors import InvalidArgumentError
-from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
 from openimagen.pipeline.request import GenerationRequest
 
 MaskInput = Union[Image.Image, torch.Tensor, Sequence[int]]
@@ -41,9 +45,18 @@ class KnownRegion:
         return self.keep * self.known + (1 - self.keep) * x0
 
 
+def _check_aspect(mh: int, mw: int, height: int, width: int) -> None:
+    """A mask must have the image's aspect ratio (it is resized with the image); else one line naming both."""
+    if abs(mw * height - mh * width) > 0.02 * width * height:
+        raise InvalidArgumentError(f"the mask is {mw}x{mh} but the image is {width}x{height}: give a mask of the "
+                                   f"image's size (or at least its aspect ratio)")
+
+
 def to_mask(mask: MaskInput, height: int, width: int) -> torch.Tensor:
-    """(B or 1, 1, H, W) float32 in [0, 1], 1 = repaint, for an image of ``height`` x ``width``."""
+    """(B or 1, 1, H, W) float32 in [0, 1], 1 = repaint, for an image of ``height`` x ``width``; a mask of another
+    size with the same aspect ratio is resized to it."""
     if isinstance(mask, Image.Image):
+        _check_aspect(mask.size[1], mask.size[0], height, width)
         grey = np.asarray(mask.convert("L").resize((width, height), Image.NEAREST), dtype=np.float32)
         return torch.from_numpy((grey > 127).astype(np.float32))[None, None]
     if isinstance(mask, torch.Tensor):
@@ -52,7 +65,10 @@ def to_mask(mask: MaskInput, height: int, width: int) -> torch.Tensor:
         if m.ndim != 4 or m.shape[1] != 1 or not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
             raise InvalidArgumentError(f"a mask tensor must be (H, W) or (B, 1, H, W) in [0, 1], got "
                                        f"{tuple(mask.shape)}")
-        return resize(m, height) if tuple(m.shape[-2:]) != (height, width) else m
+        _check_aspect(m.shape[-2], m.shape[-1], height, width)
+        if tuple(m.shape[-2:]) == (height, width):
+            return m
+        return F.interpolate(m, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     if isinstance(mask, (tuple, list)) and len(mask) == 4 and all(isinstance(v, int) for v in mask):
         left, top, right, bottom = mask
         if not (0 <= left < right <= width and 0 <= top < bottom <= height):
@@ -71,11 +87,14 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
     :class:`GenerationRequest`; keyword settings as for ``pipe(...)``); every stage runs, each inpainting at its
     resolution. ``out.edit = {"mode": "inpaint", "masked_fraction"}``."""
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
-    x_in = to_tensor(images)
-    repaint = to_mask(mask, x_in.shape[-2], x_in.shape[-1])
+    original = to_tensor(images)                                                  # (b, 3, H, W)
+    height, width = original.shape[-2:]
+    repaint_original = to_mask(mask, height, width)                               # (1 or b, 1, H, W)
     last = len(pipe.resolve(request)) - 1
     side = pipe.resolutions[last]
-    x_in, repaint = per_image(resize(x_in, side), request), per_image(resize(repaint, side), request)
+    x_sq, box = square(original, "pad")
+    m_sq, _ = square(repaint_original, "pad", fill=1.0)                           # the padding is painted
+    x_in, repaint = per_image(resize(x_sq, side), request), per_image(resize(m_sq, side), request)
 
     def wrap_for(stage):
         r = stage.config.resolution
@@ -92,23 +111,34 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
         h = hard.to(x.device)
         return h * x + (1 - h) * x_in.to(x.device)      # the last stage: paste the known pixels back, exactly
 
-    return run_from(pipe, request, 0, sample, callback,
-                    {"mode": "inpaint", "masked_fraction": round(float(repaint.mean()), 4)})
+    out = run_from(pipe, request, 0, sample, callback,
+                   {"mode": "inpaint", "masked_fraction": round(float(repaint_original.mean()), 4)})
+    if (height, width) != (side, side):                 # back to the user's size, the original pasted in exactly
+        x = unsquare(out.stages[-1], box, x_sq.shape[-1])
+        keep = per_image((repaint_original <= 0.5).float().expand(original.shape[0], -1, -1, -1), request)
+        x = torch.where(keep.bool(), per_image(original, request), x)
+        out.images = pipe.mark(to_pil(x))
+    return out
 
 
 def outpaint(pipe: Pipeline, images: ImageInput, prompts=None, *, border: int = 8,
              callback: Optional[Callable] = None, **settings) -> PipelineOutput:
     """Extend ``images`` past their edges: each is shrunk into the centre of a canvas of the last stage's size,
-    leaving ``border`` pixels on every side, which are painted from the prompt (a masked inpainting)."""
+    leaving ``border`` pixels on every side, which are painted from the prompt (a masked inpainting). A non-square
+    image keeps its aspect ratio: the rest of the canvas is painted too."""
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     side = pipe.resolutions[len(pipe.resolve(request)) - 1]
     if not (isinstance(border, int) and 0 < border < side // 2):
         raise InvalidArgumentError(f"border must be an int in 1..{side // 2 - 1} pixels, got {border!r}")
-    inner = resize(to_tensor(images), side - 2 * border)
+    x = to_tensor(images)
+    x_sq, (left, top, w, h) = square(x, "pad")
+    inner = resize(x_sq, side - 2 * border)
     canvas = torch.zeros(inner.shape[0], 3, side, side)
     canvas[..., border:side - border, border:side - border] = inner
+    f = (side - 2 * border) / x_sq.shape[-1]                 # the image's own box inside the canvas: kept
+    x0, y0 = border + round(left * f), border + round(top * f)
     mask = torch.ones(1, 1, side, side)
-    mask[..., border:side - border, border:side - border] = 0
+    mask[..., y0:y0 + round(h * f), x0:x0 + round(w * f)] = 0
     out = inpaint(pipe, canvas, mask, request, callback=callback)
     out.edit = {"mode": "outpaint", "border": border}
     return out

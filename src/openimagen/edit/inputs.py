@@ -2,6 +2,13 @@
 
 Images are resized with the antialiased bilinear filter the SR stages saw at training time
 (:func:`openimagen.train.step.downsample`), so a user's image looks like what a stage was trained on.
+
+Any size and aspect ratio (the rule, :func:`square`): the stages are square, so a W x H image is made square
+first, by ``fit``: ``"center_crop"`` keeps the central min(W, H) square (what the training data loader does by
+default) and ``"pad"`` centres the image on a white max(W, H) square (the loader's ``pad`` policy; nothing is cut
+off). Image-to-image and upscaling take either (default ``center_crop``); inpainting and outpainting always pad,
+mark the padding as area to paint, and map the result back to the user's W x H (:func:`unsquare`), so every
+unmasked pixel of the original comes back unchanged.
 """
 from __future__ import annotations
 
@@ -26,6 +33,38 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     if tuple(images.shape[-2:]) == (size, size):
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+FITS = ("center_crop", "pad")
+
+
+def square(x: torch.Tensor, fit: str, fill: float = 1.0) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """(B, C, H, W) -> (B, C, S, S) by ``fit`` (module docstring) and the box (left, top, width, height) of the
+    kept part in the square's pixels (pad: where the image sits; center_crop: the whole square). ``fill`` is the
+    padding value (1.0: white in [-1, 1]; for a mask, 1 = paint it)."""
+    if fit not in FITS:
+        raise InvalidArgumentError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    h, w = x.shape[-2:]
+    if h == w:
+        return x, (0, 0, w, h)
+    if fit == "center_crop":
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        return x[..., top:top + s, left:left + s], (0, 0, s, s)
+    s = max(h, w)
+    top, left = (s - h) // 2, (s - w) // 2
+    out = x.new_full((*x.shape[:-2], s, s), fill)
+    out[..., top:top + h, left:left + w] = x
+    return out, (left, top, w, h)
+
+
+def unsquare(x: torch.Tensor, box: tuple[int, int, int, int], padded_side: int) -> torch.Tensor:
+    """Undo :func:`square` with ``pad``: (B, C, R, R) at a stage's resolution -> the image's (B, C, H, W), resized to
+    the padded square's side (antialiased when shrinking) and cropped to ``box``."""
+    left, top, w, h = box
+    if x.shape[-1] != padded_side:
+        x = F.interpolate(x, size=(padded_side, padded_side), mode="bilinear", antialias=True, align_corners=False)
+    return x[..., top:top + h, left:left + w]
 
 
 def to_tensor(images: ImageInput) -> torch.Tensor:

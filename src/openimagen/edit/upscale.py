@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, to_tensor
+from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 
 
 def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRequest, None] = "", *,
-            stage: int = 1, callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+            stage: int = 1, fit: str = "center_crop", callback: Optional[Callable] = None,
+            **settings) -> PipelineOutput:
     """Upsample ``images`` (PIL image(s) of any size, or a (B, 3, H, W) tensor in [-1, 1]) with SR stage
     ``stage`` and the stages after it, guided by ``prompts`` ("" by default: unconditional). ``aug_level``
-    (per stage, like every sampling setting) sets the noise augmentation of the low-res input.
+    (per stage, like every sampling setting) sets the noise augmentation of the low-res input. A non-square image
+    is made square by ``fit``: ``center_crop`` or ``pad`` (see :mod:`openimagen.edit.inputs`).
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "upscale", "start_stage": stage}``. Raises
     :class:`InvalidArgumentError` if ``stage`` is not a super-resolution stage, or for a bad image or setting."""
@@ -26,7 +28,7 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     low = pipe.stages[stage].config.lowres_resolution
-    x_low = per_image(resize(to_tensor(images), low), request)                     # (B, 3, r, r)
+    x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 
     def sample(i, st, cond, generators, sampling, _lowres, callback):
         if i != stage:

@@ -342,12 +342,12 @@ class Pipeline:
     def unfuse_lora(self) -> None:
         self.loras.unfuse()
 
-    def img2img(self, images, prompts=None, *, strength: float = 0.6, callback: Optional[Callable] = None,
-                **settings) -> PipelineOutput:
+    def img2img(self, images, prompts=None, *, strength: float = 0.6, fit: str = "center_crop",
+                callback: Optional[Callable] = None, **settings) -> PipelineOutput:
         """Image-to-image (SDEdit): see :func:`openimagen.edit.img2img`."""
         from openimagen.edit import img2img
 
-        return img2img(self, images, prompts, strength=strength, callback=callback, **settings)
+        return img2img(self, images, prompts, strength=strength, fit=fit, callback=callback, **settings)
 
     def inpaint(self, images, mask, prompts=None, *, callback: Optional[Callable] = None,
                 **settings) -> PipelineOutput:
@@ -363,12 +363,12 @@ class Pipeline:
 
         return outpaint(self, images, prompts, border=border, callback=callback, **settings)
 
-    def upscale(self, images, prompts="", *, stage: int = 1, callback: Optional[Callable] = None,
-                **settings) -> PipelineOutput:
+    def upscale(self, images, prompts="", *, stage: int = 1, fit: str = "center_crop",
+                callback: Optional[Callable] = None, **settings) -> PipelineOutput:
         """Super-resolution of user images with the SR stages: see :func:`openimagen.edit.upscale`."""
         from openimagen.edit import upscale
 
-        return upscale(self, images, prompts, stage=stage, callback=callback, **settings)
+        return upscale(self, images, prompts, stage=stage, fit=fit, callback=callback, **settings)
 
     def mark(self, images: list) -> list:
         """``images`` with this pipeline's watermark (unchanged when it has none)."""
