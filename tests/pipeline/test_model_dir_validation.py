@@ -128,8 +128,9 @@ def test_property_any_stage_config_value_loads_or_gives_one_line(saved, tmp_path
     except ModelLoadError as e:
         assert "\n" not in str(e) and "stage1_sr/config.json" in str(e)
     else:
-        cfg = pipe.stages[1].config
-        assert cfg.resolution == 32 and cfg.sampling.steps >= 1 and cfg.schedule.shift > 0
+        cfg = pipe.stages[1].config          # loaded: a valid config (another resolution above 16 may be one)
+        assert cfg.lowres_resolution == 16 < cfg.resolution and cfg.resolution % 2 == 0
+        assert cfg.sampling.steps >= 1 and cfg.schedule.shift > 0
 
 
 def test_a_training_run_passed_as_a_model_says_to_export_it(tmp_path):
@@ -141,3 +142,18 @@ def test_a_training_run_passed_as_a_model_says_to_export_it(tmp_path):
     with pytest.raises(ModelLoadError, match=r"is a training run or checkpoint, not a model directory; make one "
                                              r"with `openimagen export"):
         Pipeline.from_pretrained(tmp_path / "run")
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    """Atomic writes go through mkstemp (0600); the file that lands has what open() would give it."""
+    import os
+    import stat
+
+    from openimagen.fsmode import FILE_MODE
+    from openimagen.pipeline.io import write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    assert stat.S_IMODE(os.stat(tmp_path / "a.json").st_mode) == FILE_MODE
+    mask = os.umask(0)
+    os.umask(mask)
+    assert FILE_MODE == 0o666 & ~mask and FILE_MODE & 0o044 == 0o044 & ~mask

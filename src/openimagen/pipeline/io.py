@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from openimagen.errors import ConfigError, InvalidArgumentError, ModelLoadError, OutputError
+from openimagen.fsmode import FILE_MODE
 
 CONFIG_NAME, WEIGHTS_NAME, PIPELINE_NAME = "config.json", "model.safetensors", "pipeline.json"
 
@@ -63,6 +64,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)                   # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None

@@ -36,6 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from openimagen.errors import InvalidArgumentError
+from openimagen.fsmode import FILE_MODE
 from openimagen.text.base import TextEmbedding, TextEncoder, check_prompts
 
 CACHE_FORMAT = 1  # bump when the file layout or key changes
@@ -136,6 +137,7 @@ class CachedTextEncoder(TextEncoder):
                     "max_length": str(self.max_length), "text": text}
             save_file({"tokens": tokens.detach().cpu().contiguous(), "mask": mask.detach().cpu().contiguous()},
                       tmp, metadata=meta)
+            os.chmod(tmp, FILE_MODE)                   # readable like any new file (mkstemp gives 0600)
             os.replace(tmp, path)
             tmp = None
         except Exception as e:  # OSError, or safetensors' own error on a full disk
