@@ -62,3 +62,18 @@ def test_prior_images_are_the_models_own_samples_captioned_with_their_prompt(tmp
     assert np.abs(written - np.asarray(direct).astype(int)).max() <= 1             # batched mode: one 8-bit step
     with pytest.raises(InvalidArgumentError, match="at least one non-empty class prompt"):
         build_prior(tmp_path / "q", pipe, [" "])
+
+
+def test_the_data_commands_build_the_concept_and_prior_folders(tmp_path, capsys):
+    from openimagen.cli.main import main
+    from tests.pipeline.fixtures import tiny_pipeline
+
+    assert main(["data", "concept", str(tmp_path / "c"), "--count", "3"]) == 0
+    assert len((tmp_path / "c" / "manifest.jsonl").read_text().splitlines()) == 3
+    model = tiny_pipeline().save_pretrained(tmp_path / "m")
+    assert main(["data", "prior", str(tmp_path / "p"), "--model", str(model), "--prompt", "a red circle",
+                 "--prompt", "a blue star", "--num-images", "2"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["caption"] for r in rows] == ["a red circle"] * 2 + ["a blue star"] * 2
+    assert "prior: wrote 4 images" in capsys.readouterr().out
+    assert main(["data", "concept", str(tmp_path / "x"), "--count", "0"]) == 2
