@@ -89,3 +89,27 @@ def test_page_offers_the_loaded_adapters_and_uses_the_chosen_one(browser, model_
             sources.append(page.get_attribute(".card img", "src"))
             page.evaluate("document.querySelector('#status').textContent = ''")
         assert sources[0] != sources[1] and all(s.startswith("data:image/png;base64,") for s in sources)
+
+
+def test_page_edits_an_uploaded_image(browser, model_dir, tmp_path):
+    """The edit form: upload an image and a mask, inpaint, get a card with the image at the upload's size."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 24), (30, 120, 200)).save(tmp_path / "in.png")
+    mask = Image.new("L", (40, 24), 0)
+    mask.paste(255, (10, 5, 30, 20))
+    mask.save(tmp_path / "mask.png")
+    with LiveServer(["--model", str(model_dir), "--no-watermark"]) as srv:
+        page = browser.new_page()
+        page.goto(srv.url + "/")
+        page.wait_for_function("document.querySelector('#model-info').textContent.includes('hash')")
+        page.click("#edit-box summary")
+        page.fill("#prompt", "a red circle")
+        page.fill("#n", "1")
+        page.fill("#steps", "2")
+        page.set_input_files("#edit-image", str(tmp_path / "in.png"))
+        page.set_input_files("#edit-mask", str(tmp_path / "mask.png"))
+        page.click("#edit")
+        page.wait_for_selector("#status:has-text('done: inpaint')", timeout=60_000)
+        size = page.evaluate("(im) => [im.naturalWidth, im.naturalHeight]", page.query_selector(".card img"))
+        assert size == [40, 24]

@@ -95,11 +95,16 @@ def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConf
         settings = pipe.resolve(request)
     except InvalidArgumentError as e:
         raise ApiError(422, str(e), param=_param(str(e))) from None
+    check_limits(settings, config)
+    return request
+
+
+def check_limits(settings, config: ServeConfig) -> None:
+    """422 when a stage would run more steps than the service allows."""
     for i, s in enumerate(settings):
         if s.steps > config.max_steps:
             raise ApiError(422, f"steps[{i}] may be at most {config.max_steps} on this service, got {s.steps}",
                            param="steps")
-    return request
 
 
 class Service:
@@ -156,13 +161,18 @@ class Service:
             request = to_generation_request(body, self.pipe, self.config)
         except ApiError as e:
             raise self.reject("invalid", e) from None
+        return self.enqueue(request, progress, preview_every)
+
+    def enqueue(self, request: GenerationRequest, progress=None, preview_every: int = 0, run=None):
+        """Check ``request``'s prompts against the policy and queue it (``run``: an edit job, see Batcher.submit);
+        400 for a refused prompt, 429 when the queue is full."""
         if self.policy is not None:
             try:
                 self.policy.check(request.prompts)
             except PolicyError as e:
                 raise self.reject("policy", ApiError(400, str(e), param="prompt", code="prompt_refused")) from None
         try:
-            return self.batcher.submit(request, progress, preview_every)
+            return self.batcher.submit(request, progress, preview_every, run)
         except QueueFull as e:
             retry = max(1, round(self.config.batch_wait_ms / 1000 + self.batcher.depth * 0.5))
             raise self.reject("queue_full", ApiError(429, f"{e}; retry later", kind="rate_limit_error",
@@ -181,6 +191,8 @@ class Service:
         if isinstance(error, (Cancelled, asyncio.CancelledError)):
             return self.reject("cancelled", ApiError(503, f"the request was cancelled: {error or 'shutting down'}",
                                                      kind="server_error", code="cancelled"))
+        if isinstance(error, InvalidArgumentError):      # found while running (an edit's mask, border): the input's
+            return self.reject("invalid", ApiError(422, str(error), param=_param(str(error))))
         if isinstance(error, OpenImagenError):
             return ApiError(500, str(error), kind="server_error", code="generation_failed")
         log.error("generation failed: %s: %s", type(error).__name__, error)
@@ -202,6 +214,29 @@ class Service:
         return {"model": self.config.model_name, "model_hash": out.model_hash,
                 "settings": [asdict(s) for s in out.settings],
                 "timings": {k: round(v, 4) for k, v in out.timings.items()}}
+
+
+async def await_job(svc: "Service", job, request: Request):
+    """The job's PipelineOutput, or a 499 Response when the client left first (its work is dropped); raises the
+    ApiError of a failed or timed-out job (504 after the service's timeout)."""
+    waiter = asyncio.ensure_future(asyncio.wrap_future(job.future))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({waiter, gone}, timeout=max(0.0, svc.remaining(job)),
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if waiter not in done:
+        waiter.cancel()
+        if gone in done:                            # the client left: drop its work; nobody reads the answer
+            job.cancel()
+            svc.metrics.rejections.labels("cancelled").inc()
+            return Response(status_code=499)
+        raise svc.failure(job, TimeoutError())
+    try:
+        return waiter.result()
+    except BaseException as e:                     # noqa: BLE001 - every failure becomes an ApiError
+        raise svc.failure(job, e) from None
 
 
 async def _disconnected(request: Request) -> None:
@@ -235,6 +270,9 @@ def create_app(pipe: Pipeline, config: Optional[ServeConfig] = None, *, api_keys
     app.add_middleware(RequestMetrics, metrics=svc.metrics)
     _add_error_handlers(app, svc)
     _add_routes(app, svc)
+    from openimagen.serve.edits import add_edit_route
+
+    add_edit_route(app, svc)
     return app
 
 
@@ -279,24 +317,9 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
               summary="Generate images (OpenAI images API shapes, plus openimagen's fields)")
     async def generations(body: svc.ImagesRequest, request: Request, key: Optional[str] = limited):
         job = svc.submit(body)
-        waiter = asyncio.ensure_future(asyncio.wrap_future(job.future))
-        gone = asyncio.ensure_future(_disconnected(request))
-        try:
-            done, _ = await asyncio.wait({waiter, gone}, timeout=max(0.0, svc.remaining(job)),
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-        if waiter not in done:
-            waiter.cancel()
-            if gone in done:                            # the client left: drop its work; nobody reads the answer
-                job.cancel()
-                svc.metrics.rejections.labels("cancelled").inc()
-                return Response(status_code=499)
-            raise svc.failure(job, TimeoutError())
-        try:
-            out = waiter.result()
-        except BaseException as e:                     # noqa: BLE001 - every failure becomes an ApiError
-            raise svc.failure(job, e) from None
+        out = await await_job(svc, job, request)
+        if isinstance(out, Response):
+            return out
         return {"created": int(time.time()), "data": svc.image_items(out, request, body.response_format),
                 "openimagen": svc.summary(out)}
 

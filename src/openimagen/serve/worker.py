@@ -42,6 +42,7 @@ class Job:
     settings_key: tuple
     progress: Optional[Callable[[dict], None]] = None
     preview_every: int = 0
+    run: Optional[Callable] = None      # an edit: run(callback) -> PipelineOutput, alone (never batched)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     enqueued: float = field(default_factory=time.monotonic)
     _cancelled: threading.Event = field(default_factory=threading.Event)
@@ -82,9 +83,15 @@ class Batcher:
     def accepting(self) -> bool:
         return not self._stopping and self._thread.is_alive()
 
-    def submit(self, request: GenerationRequest, progress=None, preview_every: int = 0) -> Job:
-        """Queue ``request`` (already validated and resolvable on this pipeline); :class:`QueueFull` when full."""
-        job = Job(request, self.pipe.batch_key(request), progress, preview_every)
+    def submit(self, request: GenerationRequest, progress=None, preview_every: int = 0,
+               run: Optional[Callable] = None) -> Job:
+        """Queue ``request`` (already validated and resolvable on this pipeline); :class:`QueueFull` when full.
+        ``run(callback) -> PipelineOutput`` makes it an edit job (img2img, inpaint, ...): it runs alone, through
+        the same queue, limits and cancellation as generation."""
+        key = self.pipe.batch_key(request)
+        if run is not None:
+            key = (key[0], ("edit", object()))           # equal to no other job's key: never batched
+        job = Job(request, key, progress, preview_every, run)
         with self._cond:
             if self._stopping:
                 raise QueueFull("the service is shutting down")
@@ -154,7 +161,10 @@ class Batcher:
         self.metrics.batch_size.observe(sum(j.request.num_images for j in live))
         try:
             callback = self._callback(live)
-            outs = self.pipe.generate_batch([j.request for j in live], callback=callback)
+            if live[0].run is not None:
+                outs = [live[0].run(callback)]
+            else:
+                outs = self.pipe.generate_batch([j.request for j in live], callback=callback)
         except Exception as e:                         # never let a batch kill the worker
             if not isinstance(e, (OpenImagenError, Cancelled)):
                 log.exception("batch failed")

@@ -138,6 +138,38 @@ async function generate(ev) {
   loadModel();
 }
 
+// POST /v1/images/edits: a multipart form with the uploaded image (and mask) plus the settings above.
+async function edit(ev) {
+  ev.preventDefault();
+  const body = requestBody(), form = new FormData();
+  form.append("image", $("edit-image").files[0]);
+  if ($("edit-mask").files.length) form.append("mask", $("edit-mask").files[0]);
+  if ($("edit-mode").value) form.append("mode", $("edit-mode").value);
+  form.append("strength", $("edit-strength").value);
+  for (const k of ["prompt", "n", "seed", "steps", "guidance", "sampler", "adapter", "adapter_scale"]) {
+    if (body[k] !== undefined) form.append(k, body[k]);
+  }
+  const h = headers();
+  delete h["Content-Type"];                          // the browser sets the multipart boundary
+  $("edit").disabled = true;
+  setStatus("editing…");
+  const run = document.createElement("div");
+  run.className = "run";
+  $("gallery").prepend(run);
+  try {
+    const r = await fetch("/v1/images/edits", { method: "POST", headers: h, body: form });
+    const data = await r.json().catch(() => ({ error: { message: r.statusText } }));
+    if (!r.ok) throw new Error(`${r.status}: ${data.error.message}`);
+    for (const item of data.data) addCard(run, item, data.openimagen);
+    setStatus(`done: ${data.openimagen.edit.mode}, ${data.data.length} image(s) in ${data.openimagen.timings.total.toFixed(1)} s`);
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    $("edit").disabled = false;
+  }
+}
+
 $("api-key").value = sessionStorage.getItem(KEY) || "";
 $("generate-form").addEventListener("submit", generate);
+$("edit-form").addEventListener("submit", edit);
 loadModel();
