@@ -170,3 +170,21 @@ def test_from_png_of_one_image_of_a_batch(model, tmp_path, capsys):
     code, _, err = run(capsys, "generate", "--from-png", third, "-o", tmp_path / "again.png", "--no-progress")
     assert code == 0, err
     assert pixels(Image.open(third)) == pixels(Image.open(tmp_path / "again.png"))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["eval", "--suite", "shapes", "--score-folder", "{dir}", "--out", "{file}/x"], "--out {file}/x: {file} is a file"),
+    (["eval", "--suite", "shapes", "--score-folder", "{dir}", "--out", "{file}"], "--out {file} is a file"),
+    (["bench", "--out", "{file}/b.json"], "--out {file}/b.json: {file} is a file"),
+    (["bench", "--out", "{dir}"], "--out {dir} is a directory"),
+    (["data", "check", "{dir}", "--report", "{dir}"], "--report {dir} is a directory"),
+    (["data", "check", "{dir}", "--report", "{file}/r.json"], "--report {file}/r.json: {file} is a file"),
+])
+def test_output_locations_that_cannot_be_written_are_one_line_before_any_work(tmp_path, capsys, argv, words):
+    """Issue 10, kind 5: eval --out, bench --out and data check --report are checked first (exit 2, no traceback)."""
+    (tmp_path / "f").write_text("keep me")
+    (tmp_path / "d").mkdir()
+    fill = {"file": str(tmp_path / "f"), "dir": str(tmp_path / "d")}
+    code, _, err = run(capsys, *[a.format(**fill) for a in argv])
+    assert code == 2 and err.startswith("error: ") and words.format(**fill) in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "f").read_text() == "keep me"

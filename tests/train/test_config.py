@@ -125,3 +125,19 @@ def test_inconsistent_stage_and_crop_are_explained(tmp_path):
 def test_example_configs_load(path):
     cfg = load_config(path)
     assert cfg.stage_config().resolution == cfg.stage.resolution
+
+
+def test_a_run_folder_or_text_cache_that_is_a_file_is_one_line(assets, tmp_path):
+    """Issue 10, kind 5: ``out:`` or ``text.cache_dir:`` naming a file stops before any work, nothing overwritten."""
+    import pytest
+
+    from openimagen.errors import OutputError
+    from openimagen.train.trainer import Trainer
+    from tests.train.conftest import run_config
+
+    (tmp_path / "f").write_text("keep me")
+    with pytest.raises(OutputError, match="the run folder \\(out\\) .* is a file; give a folder"):
+        Trainer(run_config(assets, tmp_path / "f"))
+    with pytest.raises(OutputError, match="text.cache_dir .* is a file"):
+        Trainer(run_config(assets, tmp_path / "run", text={"cache_dir": str(tmp_path / "f")}))
+    assert (tmp_path / "f").read_text() == "keep me"

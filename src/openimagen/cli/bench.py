@@ -67,6 +67,9 @@ def run_bench(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise InvalidArgumentError(f"--threads must be >= 1, got {args.threads}")
     settings = _settings(args).validate()
+    from openimagen.pipeline.io import atomic_write, check_output_path
+
+    check_output_path(args.out, "--out")
     device = _check_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -75,8 +78,7 @@ def run_bench(args) -> int:
     with progress_bar(args.no_progress, total, "bench", unit="config") as update:
         result = bench_pipeline(pipe, settings, progress=update)
     result.settings["model"] = str(args.model) if args.model is not None else "default"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result.to_json(), indent=1) + "\n"))
     print(table(result))
     print(f"medians over {settings.repeats} repeats after {settings.warmup} warm-up; device {result.settings['device']}, "
           f"{result.settings['threads']} threads; peak RSS from {result.settings['memory_method']}; wrote {args.out}")

@@ -146,6 +146,10 @@ def _prior(args) -> int:
 
 def _check(args) -> int:
     from openimagen.data import WebDatasetStream, open_dataset
+    from openimagen.pipeline.io import check_output_path
+
+    if args.report:
+        check_output_path(args.report, "--report")
 
     ds = open_dataset(args.path, size=args.size, resize=args.resize, min_size=args.min_size)
     report = ds.check() if isinstance(ds, WebDatasetStream) else ds.report

@@ -164,6 +164,9 @@ def run_eval(args) -> int:
     from openimagen.eval.report import write_results
 
     _check_args(args)
+    from openimagen.pipeline.io import check_output_dir
+
+    check_output_dir(args.out, "--out")
     if args.sweep_steps is not None:
         return run_sweep(args)
     if args.score_folder is not None:

@@ -218,9 +218,11 @@ class SkipReport:
 
     def write(self, path: Union[str, os.PathLike]) -> Path:
         """Write the report as JSON (``report.json`` by convention) and return its path."""
+        from openimagen.pipeline.io import atomic_write
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return path
 
     def summary(self) -> str:

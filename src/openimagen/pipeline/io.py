@@ -50,6 +50,22 @@ def check_output_path(path, what: str = "output") -> Path:
     return path
 
 
+def check_output_dir(path, what: str = "output folder") -> Path:
+    """``path`` if a folder can be made or written there, else :class:`OutputError` (one line): a file in the way,
+    a path under a file, or a folder that is not writable. Call it before long work."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path} is a file; give a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{what} {path}: {probe} is a file, so nothing can be written under it")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: {probe} is not writable (read-only or no permission)")
+    return path
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: a crash never leaves half a file, and a
     failed write (full disk, read-only folder, a directory in the way) leaves the old file as it was and raises

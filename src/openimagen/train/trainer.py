@@ -32,6 +32,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from openimagen.diffusion.denoiser import Denoiser
 from openimagen.errors import ConfigError, TrainingError
 from openimagen.pipeline import Stage
+from openimagen.pipeline.io import check_output_dir
 from openimagen.train import distributed
 from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OPTIMISER, Checkpoint, check_compatible,
                                          checkpoint_dirs, restore_rng, rng_state, run_dir_of, save_checkpoint,
@@ -74,6 +75,9 @@ class Trainer:
             check_compatible(self.ckpt, self.stage_config)
             check_same_lora(self.ckpt, cfg.lora)
         self.run_dir = Path(run_dir or (self.ckpt and run_dir_of(self.ckpt.path)) or cfg.out).expanduser()
+        check_output_dir(self.run_dir, "the run folder (out)")
+        if cfg.text.cache_dir:
+            check_output_dir(Path(cfg.text.cache_dir).expanduser(), "text.cache_dir")
         existing = checkpoint_dirs(self.run_dir)
         if self.ckpt is None and existing:
             raise ConfigError(f"run folder {self.run_dir} already holds checkpoints (latest: {existing[-1].name}); "
