@@ -23,7 +23,7 @@ def build_prior(out: Union[str, os.PathLike], pipe, prompts: Sequence[str], imag
     """Generate ``images_per_prompt`` images of each prompt with ``pipe`` (its base stage alone by default: the
     resolution the base stage trains at; ``stage=None`` runs the whole cascade) and write them, captioned with
     their prompt, to the data folder ``out``. Image k uses seed ``seed + k``."""
-    prompts = [p for p in prompts]
+    prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise InvalidArgumentError("prior images need at least one non-empty class prompt")
     if not is_int_at_least(images_per_prompt, 1):

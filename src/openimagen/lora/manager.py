@@ -41,8 +41,9 @@ class LoraAdapters:
     # --- loading ------------------------------------------------------------------------------------------
     def load(self, path, scale: float = 1.0, stage: Union[int, str, None] = None,
              name: Optional[str] = None) -> str:
-        """Load the adapter folder ``path`` (or an :class:`Adapter` already read) onto its stage (``adapter.json``'s, or ``stage``: an index or folder
-        name) and add it to the active set with ``scale``; returns its name (default: the folder's name).
+        """Load the adapter folder ``path`` (or an :class:`Adapter` already read) onto its stage (``adapter.json``'s,
+        or ``stage``: an index or folder name) and add it to the active set with ``scale``; returns its name
+        (default: the folder's name).
 
         Raises :class:`ModelLoadError` when the folder is not an adapter or was trained on other weights than that
         stage's (their SHA-256 differ), :class:`InvalidArgumentError` for a taken name or a bad scale."""
@@ -93,10 +94,7 @@ class LoraAdapters:
     def unload(self, name: Optional[str] = None) -> None:
         """Remove adapter ``name`` (default: all); when a stage has none left its original modules are back."""
         names = list(self.loaded) if name is None else [name]
-        for n in names:
-            if n not in self.loaded:
-                raise InvalidArgumentError(f"no LoRA adapter named {n!r} is loaded (loaded: "
-                                           f"{', '.join(self.loaded) or 'none'})")
+        self._require_loaded(names)
         self.unfuse()
         for n in names:
             entry = self.loaded.pop(n)
@@ -113,11 +111,14 @@ class LoraAdapters:
 
     def check(self, scales: Mapping[str, float]) -> dict[str, float]:
         """``scales`` as a dict if every name is loaded and every scale a finite number, else InvalidArgumentError."""
-        unknown = [n for n in scales if n not in self.loaded]
+        self._require_loaded(scales)
+        return {n: check_scale(s, f"loras[{n!r}]") for n, s in scales.items()}
+
+    def _require_loaded(self, names) -> None:
+        unknown = [n for n in names if n not in self.loaded]
         if unknown:
             raise InvalidArgumentError(f"no LoRA adapter named {unknown[0]!r} is loaded (loaded: "
                                        f"{', '.join(self.loaded) or 'none'})")
-        return {n: check_scale(s, f"loras[{n!r}]") for n, s in scales.items()}
 
     def resolve(self, scales: Optional[Mapping[str, float]]) -> dict[str, float]:
         """The adapters a request runs: its own ``scales`` (checked), or the active set when it names none; scale-0
@@ -129,7 +130,7 @@ class LoraAdapters:
     def using(self, scales: Optional[Mapping[str, float]]):
         """Run the block with exactly the adapters of ``scales`` (None: the active set), then restore the active
         set. A fused pipeline whose fused set is asked for stays fused."""
-        if scales is None or dict(scales) == {n: s for n, s in self.active.items() if s != 0}:
+        if scales is None or dict(scales) == self.resolve(None):
             yield
             return
         wanted, fused = self.check(scales), self._fused is not None

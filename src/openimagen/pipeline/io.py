@@ -40,14 +40,20 @@ def check_output_path(path, what: str = "output") -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise OutputError(f"{what} {path} is a directory; give a file path")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"{what} {path}: {parent} is a file, so nothing can be written under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: {parent} is not writable (read-only or no permission)")
+    _check_nearest_folder(path, path.parent, what)
     return path
+
+
+def _check_nearest_folder(path: Path, start: Path, what: str) -> None:
+    """The nearest existing ancestor of ``start`` (``start`` itself if it exists) must be a writable folder, since
+    ``path`` will be made under it; else OutputError naming ``what`` and why."""
+    probe = start
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{what} {path}: {probe} is a file, so nothing can be written under it")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: {probe} is not writable (read-only or no permission)")
 
 
 def check_output_dir(path, what: str = "output folder") -> Path:
@@ -56,13 +62,7 @@ def check_output_dir(path, what: str = "output folder") -> Path:
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise OutputError(f"{what} {path} is a file; give a folder")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"{what} {path}: {probe} is a file, so nothing can be written under it")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: {probe} is not writable (read-only or no permission)")
+    _check_nearest_folder(path, path, what)
     return path
 
 

@@ -83,11 +83,7 @@ def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConf
             raise ApiError(422, f"size must be one of {', '.join(sizes)}, got {body.size!r}", param="size")
         stop_at_stage = sizes.index(body.size)
     per_stage = {name: v for name in SAMPLING_FIELDS if (v := getattr(body, name)) is not None}
-    if body.adapter is not None and body.adapter not in pipe.loras.loaded:
-        loaded = ", ".join(pipe.loras.loaded) or "none"
-        raise ApiError(422, f"adapter {body.adapter!r} is not loaded on this service (loaded: {loaded})",
-                       param="adapter")
-    loras = {} if body.adapter is None else {body.adapter: body.adapter_scale}
+    loras = request_loras(pipe, body.adapter, body.adapter_scale)
     try:
         request = GenerationRequest(prompts=prompts, num_images_per_prompt=body.n, seed=body.seed,
                                     negative_prompt=body.negative_prompt, stop_at_stage=stop_at_stage,
@@ -97,6 +93,17 @@ def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConf
         raise ApiError(422, str(e), param=_param(str(e))) from None
     check_limits(settings, config)
     return request
+
+
+def request_loras(pipe: Pipeline, adapter: Optional[str], scale: float) -> dict:
+    """The request's LoRA set for an ``adapter`` field: {} for none, else {adapter: scale}; 422 if it is not
+    loaded on this service."""
+    if adapter is None:
+        return {}
+    if adapter not in pipe.loras.loaded:
+        loaded = ", ".join(pipe.loras.loaded) or "none"
+        raise ApiError(422, f"adapter {adapter!r} is not loaded on this service (loaded: {loaded})", param="adapter")
+    return {adapter: scale}
 
 
 def check_limits(settings, config: ServeConfig) -> None:

@@ -51,7 +51,7 @@ def to_mask(image: Image.Image) -> Image.Image:
 
 def add_edit_route(app, svc) -> None:
     from openimagen.data.preprocess import composite_on_white
-    from openimagen.serve.app import ERRORS, ApiError, _param, await_job, check_limits
+    from openimagen.serve.app import ERRORS, ApiError, _param, await_job, check_limits, request_loras
 
     limited = Depends(svc.rate_limited)
 
@@ -73,14 +73,15 @@ def add_edit_route(app, svc) -> None:
             raise svc.reject("invalid", ApiError(422, "mode inpaint needs a mask file", param="mask"))
         picture = composite_on_white(decode_upload(await image.read(), "image"))
         repaint = to_mask(decode_upload(await mask.read(), "mask")) if mask is not None else None
-        if adapter is not None and adapter not in svc.pipe.loras.loaded:
-            raise svc.reject("invalid", ApiError(422, f"adapter {adapter!r} is not loaded on this service",
-                                                 param="adapter"))
+        try:
+            loras = request_loras(svc.pipe, adapter, adapter_scale)
+        except ApiError as e:
+            raise svc.reject("invalid", e) from None
         settings = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler))
                     if v is not None}
         try:
             req = GenerationRequest(prompts=(prompt,), num_images_per_prompt=n, seed=seed,
-                                    loras={} if adapter is None else {adapter: adapter_scale}, **settings)
+                                    loras=loras, **settings)
             check_limits(svc.pipe.resolve(req), svc.config)
         except InvalidArgumentError as e:
             raise svc.reject("invalid", ApiError(422, str(e), param=_param(str(e)))) from None
