@@ -10,7 +10,7 @@ DEB_PACKAGES := fonts-noto-color-emoji openclipart-png unicode-data chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_OUT ?= out/demo.png
 
-.PHONY: setup venv debs demo test test-fast bench clean
+.PHONY: setup venv debs demo test test-fast bench gpu-bundle clean
 
 setup: $(STAMP) debs
 
@@ -58,6 +58,11 @@ demo: venv
 bench: .venv-bench/.installed
 	.venv-bench/bin/python benchmarks/train_throughput.py
 	.venv-bench/bin/python benchmarks/sample_speed.py
+
+# The default model's GPU recipe (docs/TRAINING.md): what a short, offline GPU window needs, under 64 MiB with the
+# repository, in the ignored folder gpu-bundle/. The GPU-side command is in docs/TRAINING.md.
+gpu-bundle: setup
+	$(VPY) -m openimagen.gpu bundle gpu-bundle
 
 clean:
 	rm -rf runs out .pytest_cache

@@ -36,7 +36,11 @@ from openimagen.pipeline.pipeline import DEFAULT_MODEL_DIR
 
 VARIANTS = {"lora4": {"rank": 4, "alpha": 4.0}, "lora16": {"rank": 16, "alpha": 16.0},
             "lora4-conv": {"rank": 4, "alpha": 4.0, "targets": ["attention", "text", "conv"]},
-            "lora16-conv": {"rank": 16, "alpha": 16.0, "targets": ["attention", "text", "conv"]}, "full": None}
+            "lora16-conv": {"rank": 16, "alpha": 16.0, "targets": ["attention", "text", "conv"]},
+            # rank 16 with a smaller alpha: the same capacity, a quarter of the update scale alpha/rank
+            "lora16-a4": {"rank": 16, "alpha": 4.0},
+            "lora16-conv-a4": {"rank": 16, "alpha": 4.0, "targets": ["attention", "text", "conv"]},
+            "full": None}
 
 
 @dataclass
@@ -183,7 +187,7 @@ def table(report: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--variants", default="lora4,lora16,full", help="comma-separated: lora4, lora16, full")
+    p.add_argument("--variants", default="lora4,lora16,full", help="comma-separated, from: " + ", ".join(VARIANTS))
     p.add_argument("--steps", type=int, default=Experiment.steps)
     p.add_argument("--batch-size", type=int, default=Experiment.batch_size)
     p.add_argument("--lr-lora", type=float, default=Experiment.lr_lora)

@@ -120,6 +120,7 @@ class TrainSection:
     weighting: _one_of(*WEIGHTINGS) = "native"
     min_snr_gamma: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 5.0
     aug_max: Unit = 0.5                           # SR: noise augmentation level t_aug ~ U[0, aug_max]
+    compile: Bool = False                         # torch.compile the network's training forward (GPU runs)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -163,6 +164,9 @@ class RunConfig:
     lora: Optional[LoraSettings] = None           # set: train a LoRA adapter on init.model's stage (Hu et al. 2021)
     seed: NonNegInt = 0
     max_steps: Count = 1000
+    # wall-clock budget of this process's training loop, in minutes: past it, finish the step, write a
+    # checkpoint and stop as on SIGTERM (resumable); None: no limit. For short GPU windows (openimagen.gpu).
+    max_minutes: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()]] = None
     precision: _one_of(*PRECISIONS) = "fp32"      # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
     device: _one_of(*DEVICES) = "auto"            # auto | cpu | cuda
     out: Str = "runs/run"                         # run folder (``--out`` overrides)

@@ -58,6 +58,7 @@ class TrainResult:
     losses: list = field(default_factory=list)       # global mean loss of each step this call ran, in order
     checkpoint: Optional[Path] = None                # the last checkpoint written
     interrupted: bool = False                        # stopped early by SIGTERM / Ctrl-C (after its checkpoint)
+    out_of_time: bool = False                        # stopped at cfg.max_minutes (after its checkpoint)
 
 
 class Trainer:
@@ -136,7 +137,9 @@ class Trainer:
         self.stage = self.stage.to(d.device).train()
         torch.manual_seed(mix_seed(cfg.seed, d.rank, 1))             # global RNG (dropout), per rank
         self.model = distributed.wrap(self.stage.denoiser.net, d)
-        self.denoiser = Denoiser(self.model, self.stage_config.param)
+        # torch.compile wraps the call path only: weights, state dicts and checkpoints stay the plain module's
+        net = torch.compile(self.model) if cfg.train.compile else self.model
+        self.denoiser = Denoiser(net, self.stage_config.param)
         if objective is None:
             objective = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
         self.objective = objective
@@ -172,6 +175,7 @@ class Trainer:
         self.monitor.write_config({**cfg.to_dict(), "out": str(self.run_dir)})
         loader = iter(micro_batch_loader(self.dataset, cfg, self.layout, d.rank, self.start_step))
         pending, last_saved, t_log, n_log = [], self.start_step, time.perf_counter(), 0
+        deadline = t_log + 60 * cfg.max_minutes if cfg.max_minutes else None
         with self._stop_on_signals(), self._close_on_error():
             for step in range(self.start_step, cfg.max_steps):
                 lr = lr_at(cfg, step)
@@ -179,7 +183,8 @@ class Trainer:
                 pending.append(loss)
                 done, n_log = step + 1, n_log + 1
                 self.monitor.advance()
-                stop = distributed.any_rank(d, self._stop)
+                out_of_time = deadline is not None and time.perf_counter() > deadline
+                stop = distributed.any_rank(d, self._stop or out_of_time)
                 if done % cfg.log.log_every == 0 or done == cfg.max_steps or stop:
                     losses = distributed.mean(d, torch.stack(pending)).tolist()
                     result.losses += losses
@@ -196,8 +201,10 @@ class Trainer:
                     result.checkpoint, last_saved = self.save(done), done
                 result.step = done
                 if stop:
-                    self.monitor.write(f"stopped at step {done} on request; resume with --resume {self.run_dir}")
-                    result.interrupted = True
+                    why = f"after its {cfg.max_minutes:g}-minute budget" if out_of_time else "on request"
+                    self.monitor.write(f"stopped at step {done} {why}; resume with --resume {self.run_dir}")
+                    result.interrupted = not out_of_time
+                    result.out_of_time = out_of_time
                     break
         if result.step > last_saved:
             result.checkpoint = self.save(result.step)
