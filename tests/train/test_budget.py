@@ -15,6 +15,11 @@ def test_max_minutes_stops_with_a_checkpoint_and_resumes(assets, tmp_path):
     assert again.step == result.step + 1 and not again.out_of_time
 
 
+def test_max_cpu_minutes_stops_on_the_process_cpu_time(assets, tmp_path):
+    result = train(run_config(assets, tmp_path / "run", max_steps=1000, max_cpu_minutes=1e-6))
+    assert result.out_of_time and 1 <= result.step < 1000
+
+
 def test_no_budget_runs_to_max_steps(assets, tmp_path):
     result = train(run_config(assets, tmp_path / "run", max_steps=2))
     assert result.step == 2 and not result.out_of_time

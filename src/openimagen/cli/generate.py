@@ -63,6 +63,8 @@ def add_common_flags(p) -> None:
     p.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
                    help="apply this LoRA adapter folder (from `openimagen export LORA_RUN`) with SCALE (default 1; "
                         "0 = off); repeat for several adapters")
+    p.add_argument("--onnx", type=Path, default=None, metavar="DIR",
+                   help="run the networks through ONNX Runtime from DIR (openimagen export-onnx of this model)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     add_safety_flags(p)
 
@@ -218,6 +220,10 @@ def prepare(args):
         raise
     for adapter, scale in adapters:
         pipe.load_lora(adapter, scale)
+    if args.onnx is not None:
+        from openimagen.accel.onnx import use_onnx
+
+        use_onnx(pipe, args.onnx)
     if record is not None and record.get("model_hash") != pipe.model_hash:
         print(f"warning: {args.from_png} was made by a model with hash {record.get('model_hash')}; this one is "
               f"{pipe.model_hash}, so the image may differ", file=sys.stderr)

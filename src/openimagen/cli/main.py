@@ -12,6 +12,7 @@ from openimagen.cli.values import run_command
 
 def build_parser() -> argparse.ArgumentParser:
     from openimagen import __version__
+    from openimagen.cli.accel import add_export_onnx_parser
     from openimagen.cli.bench import add_bench_parser
     from openimagen.cli.data import add_data_parser
     from openimagen.cli.edit import add_edit_parser
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="openimagen", description="Imagen-style cascaded text-to-image diffusion.")
     parser.add_argument("--version", action="version", version=f"openimagen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,edit,serve,watermark,info,data,train,export,eval,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,edit,serve,watermark,info,data,train,export,export-onnx,eval,bench}")
     add_generate_parser(sub)
     add_edit_parser(sub)
     add_serve_parser(sub)
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_train_parser(sub)
     add_export_parser(sub)
+    add_export_onnx_parser(sub)
     add_eval_parser(sub)
     add_bench_parser(sub)
     return parser

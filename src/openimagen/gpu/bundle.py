@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from openimagen.errors import ConfigError, InvalidArgumentError
+from openimagen.pipeline.io import replace_folder
 
 CARRY_LIMIT = 64 * 2**20                  # bytes a device call carries, the repository included
 WHEELS = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions")
@@ -166,9 +166,7 @@ def make_bundle(out, spec: BundleSpec = BundleSpec(), *, emoji_dir=None, config_
                               f"({tree / 2**20:.1f} MiB) exceed the {CARRY_LIMIT / 2**20:.0f} MiB a device call "
                               f"carries; use fewer emoji (--emoji N)")
         (stage / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
+        replace_folder(stage, out)
         return meta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -87,6 +88,14 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Put the complete folder ``tmp`` (written beside ``out``, same file system) in ``out``'s place: the old
+    ``out``, if any, goes only once the new one is whole (a crash before leaves the old one untouched)."""
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> None:

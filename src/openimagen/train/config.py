@@ -167,6 +167,9 @@ class RunConfig:
     # wall-clock budget of this process's training loop, in minutes: past it, finish the step, write a
     # checkpoint and stop as on SIGTERM (resumable); None: no limit. For short GPU windows (openimagen.gpu).
     max_minutes: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()]] = None
+    # the same in CPU time of this process (all its threads; time.process_time): a compute budget that other
+    # jobs on the machine do not shorten, for comparing recipes at matched compute on a shared CPU
+    max_cpu_minutes: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()]] = None
     precision: _one_of(*PRECISIONS) = "fp32"      # fp32 | bf16 | fp16 (autocast on GPU; CPU always trains fp32)
     device: _one_of(*DEVICES) = "auto"            # auto | cpu | cuda
     out: Str = "runs/run"                         # run folder (``--out`` overrides)

@@ -18,7 +18,7 @@ import torch
 
 from openimagen.errors import ConfigError, ModelLoadError
 from openimagen.pipeline import PipelineConfig, Stage
-from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, write_json
+from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, replace_folder, write_json
 from openimagen.text.registry import DEFAULT_NAMES
 from openimagen.train.checkpoint import EMA, Checkpoint, run_dir_of
 from openimagen.validation import checked
@@ -129,9 +129,7 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
         cfg = PipelineConfig(stages=tuple(names), text_encoder=spec, max_length=max_length,
                              description=description or f"exported from training runs: {steps}")
         write_json(tmp / PIPELINE_NAME, cfg.to_dict())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_folder(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelLoadError(f"could not write {out}: {e.strerror or e}") from None

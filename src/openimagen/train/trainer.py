@@ -176,6 +176,7 @@ class Trainer:
         loader = iter(micro_batch_loader(self.dataset, cfg, self.layout, d.rank, self.start_step))
         pending, last_saved, t_log, n_log = [], self.start_step, time.perf_counter(), 0
         deadline = t_log + 60 * cfg.max_minutes if cfg.max_minutes else None
+        cpu_deadline = time.process_time() + 60 * cfg.max_cpu_minutes if cfg.max_cpu_minutes else None
         with self._stop_on_signals(), self._close_on_error():
             for step in range(self.start_step, cfg.max_steps):
                 lr = lr_at(cfg, step)
@@ -183,7 +184,8 @@ class Trainer:
                 pending.append(loss)
                 done, n_log = step + 1, n_log + 1
                 self.monitor.advance()
-                out_of_time = deadline is not None and time.perf_counter() > deadline
+                out_of_time = ((deadline is not None and time.perf_counter() > deadline)
+                               or (cpu_deadline is not None and time.process_time() > cpu_deadline))
                 stop = distributed.any_rank(d, self._stop or out_of_time)
                 if done % cfg.log.log_every == 0 or done == cfg.max_steps or stop:
                     losses = distributed.mean(d, torch.stack(pending)).tolist()
@@ -201,7 +203,7 @@ class Trainer:
                     result.checkpoint, last_saved = self.save(done), done
                 result.step = done
                 if stop:
-                    why = f"after its {cfg.max_minutes:g}-minute budget" if out_of_time else "on request"
+                    why = "after its time budget (max_minutes / max_cpu_minutes)" if out_of_time else "on request"
                     self.monitor.write(f"stopped at step {done} {why}; resume with --resume {self.run_dir}")
                     result.interrupted = not out_of_time
                     result.out_of_time = out_of_time

@@ -1,0 +1,200 @@
+"""ONNX export of each stage's network and an ONNX Runtime path for the whole cascade (issue 15, point 2).
+
+What is exported is the raw network F of a stage (``EfficientUNet.forward``), not the sampler loop: the
+preconditioning (EDM's c_skip, c_out, c_in, c_noise; Karras et al. 2022, eq. 7), guidance, thresholding and the
+samplers stay in PyTorch, so every sampler, guidance scale and request setting works unchanged on the exported
+graph. :func:`use_onnx` swaps each stage's network for an :class:`OnnxNet` running an
+``onnxruntime.InferenceSession`` on the CPU: a load-time transform, nothing in the U-Net branches on it.
+
+Layout of an export folder (``openimagen export-onnx MODEL -o DIR``):
+
+=================  ==========================================================================================
+``<stage>.onnx``   one graph per stage, inputs ``x`` (B, C, R, R) float32, ``c_noise`` (B,) float32, ``text``
+                   (B, L, D) float32, ``text_mask`` (B, L) bool, ``text_drop`` (B,) bool, and for
+                   super-resolution stages ``lowres`` (B, C, r, r) float32 and ``c_aug`` (B,) float32; output
+                   F (B, C, R, R) float32. The batch B is dynamic; L is the model's ``max_length``.
+``onnx.json``      the source model's hash and each stage's weights sha256 (an export is refused for other
+                   weights), opset, versions, and the parity measured at export (max |F_onnx - F_torch|)
+=================  ==========================================================================================
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from openimagen.errors import InvalidArgumentError, ModelLoadError
+from openimagen.pipeline.io import replace_folder, tensors_sha256, write_json
+
+META = "onnx.json"
+BASE_INPUTS = ("x", "c_noise", "text", "text_mask", "text_drop")
+SR_INPUTS = BASE_INPUTS + ("lowres", "c_aug")
+OPSET = 18
+
+
+def _weights_id(stage) -> str:
+    """The SHA-256 naming a stage's weights: its weights file's, or its tensors' for a stage built in code."""
+    return stage.weights_sha256 or tensors_sha256(stage.denoiser.net.state_dict())
+
+
+class _Signature(nn.Module):
+    """F with every input positional and present (ONNX graphs have no optional inputs)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, c_noise, text, text_mask, text_drop, lowres=None, c_aug=None):
+        return self.net(x, c_noise, text, text_mask, text_drop=text_drop, lowres=lowres, c_aug=c_aug)
+
+
+def example_inputs(stage, batch: int, max_length: int, generator: Optional[torch.Generator] = None) -> tuple:
+    """Random inputs of F for ``stage`` (float32, CPU), in :data:`BASE_INPUTS` / :data:`SR_INPUTS` order."""
+    cfg, g = stage.config, generator
+    R, C, D = cfg.resolution, cfg.unet.in_channels, cfg.unet.text_dim
+    mask = torch.ones(batch, max_length, dtype=torch.bool)
+    mask[:, max_length // 2:] = torch.rand(batch, max_length - max_length // 2, generator=g) < 0.5
+    args = [torch.randn(batch, C, R, R, generator=g), torch.rand(batch, generator=g) * 2 - 1,
+            torch.randn(batch, max_length, D, generator=g), mask, torch.arange(batch) % 2 == 1]
+    if cfg.is_super_resolution:
+        r = cfg.lowres_resolution
+        args += [torch.randn(batch, C, r, r, generator=g), torch.rand(batch, generator=g) * 2 - 1]
+    return tuple(args)
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str):
+    """Silence the exporter's progress and warnings (one line per skipped torchvision op) while it runs."""
+    saved = {n: logging.getLogger(n).level for n in loggers}
+    for n in loggers:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def export_stage(stage, path, *, max_length: int, opset: int = OPSET) -> float:
+    """Write ``stage``'s network F to ``path`` (ONNX, dynamic batch); returns the measured parity, the largest
+    |F_onnx - F_torch| over random inputs at batch 1 and 3 (float32, CPU).
+
+    Raises ModelLoadError if the exporter or ONNX Runtime fails (with its one-line reason)."""
+    import onnxruntime as ort
+
+    net = _Signature(stage.denoiser.net).float().cpu().eval()
+    names = SR_INPUTS if stage.config.is_super_resolution else BASE_INPUTS
+    args = example_inputs(stage, 2, max_length, torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic = {n: {0: batch} for n in names}
+    path = Path(path)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), _quiet("torch.onnx", "torch.export", "torch._dynamo"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(net, args, input_names=list(names), output_names=["F"],
+                                        dynamic_shapes=dynamic, opset_version=opset, dynamo=True, verbose=False)
+            program.save(str(path))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # the exporter raises many kinds; the message is what the user needs
+        raise ModelLoadError(f"ONNX export of {path.stem} failed: {str(e).strip().splitlines()[0][:300]}") from None
+    worst = 0.0
+    for b in (1, 3):
+        inputs = example_inputs(stage, b, max_length, torch.Generator().manual_seed(b))
+        with torch.no_grad():
+            ref = net(*inputs)
+        got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+        worst = max(worst, float((torch.from_numpy(got) - ref).abs().max()))
+    return worst
+
+
+def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET) -> dict:
+    """Export every stage of ``pipe`` to ``out`` (see the module docstring); returns ``onnx.json``'s content.
+
+    Raises InvalidArgumentError if ``out`` exists (without ``overwrite``, or when it is not an ONNX export)."""
+    import onnxruntime as ort
+
+    out = Path(out).expanduser()
+    if out.exists() and (not overwrite or not (out / META).is_file()):
+        raise InvalidArgumentError(f"{out} exists; pass --overwrite to replace an earlier ONNX export"
+                                   if (out / META).is_file() else
+                                   f"{out} exists and is not an ONNX export; choose a new folder")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        stages = {}
+        for name, stage in zip(pipe.config.stages, pipe.stages):
+            parity = export_stage(stage, tmp / f"{name}.onnx", max_length=pipe.config.max_length, opset=opset)
+            stages[name] = {"weights_sha256": _weights_id(stage), "parity_max_abs": parity,
+                            "inputs": list(SR_INPUTS if stage.config.is_super_resolution else BASE_INPUTS)}
+        meta = {"format": 1, "model_hash": pipe.model_hash, "max_length": pipe.config.max_length, "opset": opset,
+                "torch": torch.__version__, "onnxruntime": ort.__version__, "stages": stages}
+        write_json(tmp / META, meta)
+        replace_folder(tmp, out)
+        return meta
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OnnxNet(nn.Module):
+    """A stage network F run by ONNX Runtime on the CPU: the same call as ``EfficientUNet.forward``.
+
+    Inputs and output are float32 CPU tensors; ``threads`` sets ONNX Runtime's intra-op threads (default: torch's).
+    Holds no parameters, so LoRA adapters and weight transforms cannot apply to it (:func:`use_onnx` refuses).
+    """
+
+    def __init__(self, path, names, threads: Optional[int] = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        opts.inter_op_num_threads = 1
+        self.path, self.names = str(path), tuple(names)
+        self.session = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
+
+    def forward(self, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None):
+        B = x.shape[0]
+        if text_drop is None:
+            text_drop = torch.zeros(B, dtype=torch.bool)
+        values = {"x": x, "c_noise": c_noise.reshape(-1).expand(B), "text": text, "text_mask": text_mask,
+                  "text_drop": text_drop.reshape(-1).expand(B), "lowres": lowres,
+                  "c_aug": None if c_aug is None else c_aug.reshape(-1).expand(B)}
+        feed = {n: values[n].detach().to("cpu", torch.bool if n in ("text_mask", "text_drop") else torch.float32)
+                .contiguous().numpy() for n in self.names}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def use_onnx(pipe, folder, *, threads: Optional[int] = None):
+    """Run every stage of ``pipe`` through the ONNX graphs in ``folder`` (from :func:`export_onnx` of the same
+    weights); returns ``pipe``. Raises ModelLoadError for a folder of other weights, a missing graph or a
+    pipeline on another device or dtype than float32 CPU, InvalidArgumentError while LoRA adapters are loaded."""
+    folder = Path(folder).expanduser()
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{folder} is not an ONNX export of openimagen ({META}: {e})") from None
+    if pipe.loras.loaded:
+        raise InvalidArgumentError("LoRA adapters are loaded: fuse them and export again (ONNX graphs hold fixed "
+                                   "weights)")
+    for name, stage in zip(pipe.config.stages, pipe.stages):
+        info = meta.get("stages", {}).get(name)
+        if info is None or not (folder / f"{name}.onnx").is_file():
+            raise ModelLoadError(f"{folder} has no graph for stage {name}; export this model again")
+        if info.get("weights_sha256") != _weights_id(stage):
+            raise ModelLoadError(f"{folder} was exported from other weights than stage {name} of this model "
+                                 f"(weights sha256 {str(info.get('weights_sha256'))[:16]} vs "
+                                 f"{_weights_id(stage)[:16]}); export this model again")
+        if stage.device.type != "cpu" or stage.dtype != torch.float32:
+            raise ModelLoadError("ONNX Runtime runs float32 on the CPU here: load the model with device cpu, float32")
+    for name, stage in zip(pipe.config.stages, pipe.stages):
+        stage.denoiser.net = OnnxNet(folder / f"{name}.onnx", meta["stages"][name]["inputs"], threads)
+    return pipe
