@@ -8,7 +8,8 @@
    vocabulary (DreamBooth's prior preservation, Ruiz et al. 2023, Sec. 3.3: the class prior is kept by training on
    the model's own samples beside the subject's images).
 2. Variants, each from the shipped base stage (``init: {model: default}``) at the same number of steps, batch and
-   seed: LoRA of rank 4 and 16 (attention and text projections; alpha = rank) and full fine-tuning.
+   seed: LoRA of rank 4 and 16 (attention and text projections, optionally convolutions; alpha = rank, or 4 for the
+   ``-a4`` variants) and full fine-tuning (:data:`VARIANTS`).
 3. Before and after, with the same seeds: agreement on the concept (the shapes scorer with a five-shape classifier,
    :mod:`openimagen.eval.concept`) on the prompts it was tuned on (``trained``), on colours never captioned with the
    new word (``heldout_colors``) and on counts of it (``counting``); ``cross_rate``, the share of images where at
