@@ -97,7 +97,7 @@ def test_a_custom_objective_is_what_the_trainer_optimises(assets, tmp_path, monk
     def never(*args, **kwargs):
         raise AssertionError("the default diffusion loss ran")
 
-    monkeypatch.setattr(step_module, "diffusion_loss", never)
+    monkeypatch.setattr(step_module, "denoising_terms", never)
     objective = ToConstant()
     trainer = Trainer(run_config(assets, tmp_path / "run", max_steps=6, optimiser={"lr": 1e-2, "warmup_steps": 0}),
                       objective=objective)

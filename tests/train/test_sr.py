@@ -10,13 +10,13 @@ from tests.train.conftest import run_config
 
 
 def spy_on_loss(monkeypatch) -> list:
-    seen, real = [], step_module.diffusion_loss
+    seen, real = [], step_module.denoising_terms
 
     def spy(denoiser, x0, cond, *args, **kwargs):
         seen.append((x0.detach().clone(), cond.lowres.detach().clone(), cond.aug_sigma.detach().clone()))
         return real(denoiser, x0, cond, *args, **kwargs)
 
-    monkeypatch.setattr(step_module, "diffusion_loss", spy)
+    monkeypatch.setattr(step_module, "denoising_terms", spy)
     return seen
 
 

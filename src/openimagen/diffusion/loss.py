@@ -34,6 +34,16 @@ def diffusion_loss(denoiser: Denoiser, x0: torch.Tensor, cond: Cond, generator: 
                    schedule: Schedule, weighting: str = "native", min_snr_gamma: float = 5.0,
                    sigma: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example weighted denoising loss, shape (B,). ``sigma``/``noise`` may be given (tests)."""
+    return denoising_terms(denoiser, x0, cond, generator, schedule, weighting, min_snr_gamma, sigma, noise)[0]
+
+
+def denoising_terms(denoiser: Denoiser, x0: torch.Tensor, cond: Cond, generator: torch.Generator | None,
+                    schedule: Schedule, weighting: str = "native", min_snr_gamma: float = 5.0,
+                    sigma: torch.Tensor | None = None, noise: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`diffusion_loss` and the denoiser's estimate it was computed from: (loss (B,), x0_hat (B, C, H, W)),
+    x0_hat = c_skip x + c_out F in the input's dtype, differentiable (for losses on the estimate itself, e.g. an
+    adversarial one)."""
     check_choice("loss weighting", weighting, WEIGHTINGS)
     b = x0.shape[0]
     if sigma is None:
@@ -43,10 +53,11 @@ def diffusion_loss(denoiser: Denoiser, x0: torch.Tensor, cond: Cond, generator: 
     s = append_dims(sigma, x0.ndim)                                   # (B, 1, 1, 1)
     x = x0 + s * noise                                                # VE-form noisy sample
     f, c = denoiser.net_output(x, sigma, cond)
+    x0_hat = c.c_skip * x + c.c_out * f.to(x.dtype)
     target = (x0 - c.c_skip * x) / c.c_out
     mse = (f.float() - target.float()).pow(2).flatten(1).mean(1)      # (B,)
     if weighting == "native":
-        return mse
+        return mse, x0_hat
     snr = sigma.float().pow(-2)
     w = torch.clamp(snr, max=min_snr_gamma) if weighting == "min_snr" else snr + 1
-    return mse * w * c.c_out.reshape(-1).float().pow(2)
+    return mse * w * c.c_out.reshape(-1).float().pow(2), x0_hat

@@ -36,6 +36,7 @@ from openimagen.validation import NonNegativeInt, PositiveInt, checked
 FORMAT = 1
 STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safetensors", "optimiser.safetensors", \
     "rng.safetensors"
+OBJECTIVE = "objective.safetensors"   # an objective's own state (e.g. a discriminator and its optimiser), if any
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -147,10 +148,11 @@ def check_compatible(ckpt: Checkpoint, stage: StageConfig) -> None:
 
 # ------------------------------------------------------------------------------------------ writing
 def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimiser: dict, rng: dict,
-                    state: dict, keep_last: int) -> Path:
+                    state: dict, keep_last: int, objective: Optional[tuple] = None) -> Path:
     """Write checkpoint ``step`` atomically and prune to ``keep_last``; returns its folder.
 
-    ``optimiser`` is a full, name-keyed optimiser state dict; ``rng`` a :func:`rng_state` result per rank.
+    ``optimiser`` is a full, name-keyed optimiser state dict; ``rng`` a :func:`rng_state` result per rank;
+    ``objective`` the training objective's own ``(tensors, JSON)`` (:data:`OBJECTIVE`, ``state["objective"]``).
     """
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -162,7 +164,11 @@ def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimis
         tmp.mkdir()
         opt_tensors, opt_json = flatten_optimiser(optimiser)
         rng_tensors = {f"rank{r}/{k}": v for r, s in enumerate(rng) for k, v in s["tensors"].items()}
-        for name, tensors in ((MODEL, model), (EMA, ema), (OPTIMISER, opt_tensors), (RNG, rng_tensors)):
+        files = [(MODEL, model), (EMA, ema), (OPTIMISER, opt_tensors), (RNG, rng_tensors)]
+        if objective is not None:
+            files.append((OBJECTIVE, objective[0]))
+            state = {**state, "objective": objective[1]}
+        for name, tensors in files:
             save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / name),
                       metadata={"format": "pt"})
         full_state = {"format": FORMAT, "step": step, **state, "optimiser": opt_json,

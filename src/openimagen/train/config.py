@@ -143,6 +143,16 @@ class DistributedSection:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class AdversarialSection:
+    """Adversarial refinement of a super-resolution stage (openimagen.train.adversarial): a conditional patch
+    discriminator judges the stage's x0 estimates against real images; hinge loss, R1 penalty, spectral norm."""
+    weight: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.1  # generator's
+    r1_gamma: NonNeg = 1.0                        # R1 gradient penalty on real images (Mescheder et al. 2018)
+    lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 2e-4   # discriminator
+    channels: Annotated[int, Field(ge=4, le=1024), PlainNumber, Strict()] = 32   # discriminator width
+
+
+@dataclass(frozen=True, config=CONFIG)
 class InitSection:
     """Start from a trained stage instead of random weights (fine-tuning). The stage's U-Net, schedule and
     parameterization must equal the run's ``stage`` section; the source model is only read."""
@@ -162,6 +172,7 @@ class RunConfig:
     distributed: DistributedSection = field(default_factory=DistributedSection)
     init: InitSection = field(default_factory=InitSection)
     lora: Optional[LoraSettings] = None           # set: train a LoRA adapter on init.model's stage (Hu et al. 2021)
+    adversarial: Optional[AdversarialSection] = None   # set: add a discriminator's loss (SR stages only)
     seed: NonNegInt = 0
     max_steps: Count = 1000
     # wall-clock budget of this process's training loop, in minutes: past it, finish the step, write a
@@ -231,6 +242,11 @@ class RunConfig:
         if self.lora is not None and self.distributed.strategy == "fsdp":
             raise ConfigError("lora trains a few adapter tensors and keeps the base frozen: use distributed.strategy "
                               "ddp (fsdp shards weights it would not train)")
+        if self.adversarial is not None and not self.is_super_resolution:
+            raise ConfigError("adversarial refines super-resolution stages: set stage.lowres_resolution")
+        if self.adversarial is not None and self.distributed.strategy == "fsdp":
+            raise ConfigError("adversarial training runs with distributed.strategy ddp (the discriminator is not "
+                              "sharded)")
         unet = self.stage.unet
         if (unet.preset is None) == (unet.config is None):
             raise ConfigError("stage.unet needs exactly one of 'preset' (with optional 'overrides') or 'config'")

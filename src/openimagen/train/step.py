@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser, append_dims
-from openimagen.diffusion.loss import diffusion_loss
+from openimagen.diffusion.loss import denoising_terms
 from openimagen.samplers.noise import Generators, randn
 from openimagen.train.objective import TrainBatch
 
@@ -74,14 +74,20 @@ class DiffusionObjective:
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         """Per-example loss (B,) of ``denoiser`` on ``batch`` (draw order in the module docstring)."""
+        return self.terms(denoiser, batch, generator)[0]
+
+    def terms(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators):
+        """(loss (B,), x0_hat (B, C, R, R) differentiable, cond): ``__call__`` with the estimate and the
+        conditioning it was made from, for objectives that add a loss on the estimate (adversarial SR)."""
         x0, b, dev = batch.image, batch.batch_size, batch.image.device           # x0: (B, C, R, R)
         drop = _rand(b, generator, dev) < self.text_drop_prob                    # (B,) bool
         lowres, aug_sigma = self._augmented_lowres(x0, generator)                # (B, C, r, r), (B,) or None
         cond = Cond(text=batch.text, mask=batch.mask, drop=drop, lowres=lowres, aug_sigma=aug_sigma)
         sigma = self.schedule.noise_level(_rand(b, generator, dev))              # (B,)
         noise = randn(x0.shape, generator, dev, x0.dtype)                        # (B, C, R, R)
-        return diffusion_loss(denoiser, x0, cond, generator, self.schedule, self.weighting, self.min_snr_gamma,
-                              sigma=sigma, noise=noise)
+        loss, x0_hat = denoising_terms(denoiser, x0, cond, generator, self.schedule, self.weighting,
+                                       self.min_snr_gamma, sigma=sigma, noise=noise)
+        return loss, x0_hat, cond
 
     def _augmented_lowres(self, x0: torch.Tensor, generator: Generators):
         """SR stages: (downsample(x0) + sigma_aug n, sigma_aug), t_aug ~ U[0, aug_max) (Imagen Sec. 2.5).

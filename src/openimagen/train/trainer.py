@@ -34,7 +34,7 @@ from openimagen.errors import ConfigError, TrainingError
 from openimagen.pipeline import Stage
 from openimagen.pipeline.io import check_output_dir
 from openimagen.train import distributed
-from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OPTIMISER, Checkpoint, check_compatible,
+from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OBJECTIVE, OPTIMISER, Checkpoint, check_compatible,
                                          checkpoint_dirs, restore_rng, rng_state, run_dir_of, save_checkpoint,
                                          unflatten_optimiser)
 from openimagen.train.config import RunConfig
@@ -140,6 +140,13 @@ class Trainer:
         # torch.compile wraps the call path only: weights, state dicts and checkpoints stay the plain module's
         net = torch.compile(self.model) if cfg.train.compile else self.model
         self.denoiser = Denoiser(net, self.stage_config.param)
+        if objective is None and cfg.adversarial is not None:
+            if d.world > 1:
+                raise ConfigError("adversarial training runs in one process for now (the discriminator has no "
+                                  "gradient sync); launch it without torchrun")
+            from openimagen.train.adversarial import AdversarialObjective
+
+            objective = AdversarialObjective.from_run_config(cfg, self.stage_config, self.stage.schedule, d.device)
         if objective is None:
             objective = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
         self.objective = objective
@@ -156,6 +163,11 @@ class Trainer:
         opt = unflatten_optimiser(ckpt.tensors(OPTIMISER), ckpt.state["optimiser"])
         set_optimizer_state_dict(self.model, self.optimiser, opt, options=StateDictOptions(full_state_dict=True))
         distributed.load_full_tensors(self.ema.shadow, ckpt.tensors(EMA_FILE))
+        if hasattr(self.objective, "load_state"):
+            if not (ckpt.path / OBJECTIVE).is_file():
+                raise ConfigError(f"{ckpt.path} holds no {OBJECTIVE} for the {type(self.objective).__name__} of "
+                                  f"this config (was it trained without it?); start a new run with init.model")
+            self.objective.load_state(ckpt.tensors(OBJECTIVE), ckpt.state.get("objective"))
         if ckpt.state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt.state["scaler"])
         same = {k: ckpt.state.get(k) == v for k, v in (("global_batch", self.layout.global_batch),
@@ -195,7 +207,9 @@ class Trainer:
                                             "grad_norm": float(grad_norm),
                                             "images_per_s": n_log * self.layout.global_batch / max(elapsed, 1e-9),
                                             "epoch": data_position(done, self.layout.global_batch,
-                                                                   len(self.dataset))["epoch"]})
+                                                                   len(self.dataset))["epoch"],
+                                            **(self.objective.metrics() if hasattr(self.objective, "metrics")
+                                               else {})})
                     t_log, n_log = time.perf_counter(), 0
                 if cfg.log.sample_every and done % cfg.log.sample_every == 0:
                     self.sample(done)
@@ -331,8 +345,9 @@ class Trainer:
                      "run_config": {**self.cfg.to_dict(), "out": str(self.run_dir)},
                      "stage_config": self.stage_config.to_dict(), "text_encoder_id": self.table.encoder_id,
                      "init": self.init_source}
+            extra = self.objective.state() if hasattr(self.objective, "state") else None
             path = save_checkpoint(self.run_dir, step, model=model, ema=ema, optimiser=opt, rng=rng, state=state,
-                                   keep_last=self.cfg.log.keep_last)
+                                   keep_last=self.cfg.log.keep_last, objective=extra)
         distributed.barrier(d)
         return path
 

@@ -1,0 +1,136 @@
+"""Adversarial refinement of a super-resolution stage: the diffusion loss plus a discriminator's (issue 13, point 5).
+
+A generator and a discriminator, as in the GAN literature, here on top of the denoising objective so that a
+stage stays a diffusion stage (any sampler, any step count) while its x0 estimates become sharp enough to
+sample in a few steps:
+
+    generator loss   L_diff(x0_hat) + weight * mean_patches(-D(x0_hat | lowres))     (per example, shape (B,))
+    discriminator    mean relu(1 - D(x0 | lowres)) + mean relu(1 + D(x0_hat | lowres)) + r1_gamma / 2 E||grad D(x0)||^2
+
+x0_hat is the stage's estimate c_skip x + c_out F at the noise level the diffusion loss drew (EDM's D(x; sigma)),
+``lowres`` the clean, antialiased low-res image the stage was conditioned on (before noise augmentation). The
+hinge loss (Lim & Ye 2017), spectral normalisation (Miyato et al. 2018) and the R1 penalty (Mescheder et al.
+2018) are the usual stabilisers; the loss mix follows Adversarial Diffusion Distillation (Sauer et al. 2023:
+adversarial loss on the denoiser's x0 estimate) and Real-ESRGAN (Wang et al. 2021: a pixel loss plus a
+patch discriminator's for super-resolution).
+
+The discriminator, its optimiser and its step live on this objective, never in the trainer (see
+:mod:`openimagen.train.objective`): each call first updates D on the detached estimate (one Adam step), then
+returns the generator's loss with D frozen. ``state()`` / ``load_state()`` carry D and its optimiser through the
+trainer's checkpoints (``objective.safetensors``), so a run resumes exactly; ``metrics()`` feeds the log.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from openimagen.diffusion.denoiser import Denoiser
+from openimagen.samplers.noise import Generators
+from openimagen.train.objective import TrainBatch
+from openimagen.train.step import DiffusionObjective, downsample
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional patch discriminator (PatchGAN, Isola et al. 2017) with spectral norm on every convolution.
+
+    Input: an image (B, C, R, R) in [-1, 1] and its low-res condition (B, C, r, r), upsampled bilinearly to R and
+    concatenated. Output: one logit per patch, (B, 1, R/8, R/8), float32. R must be a multiple of 8.
+    """
+
+    def __init__(self, channels: int = 32, image_channels: int = 3):
+        super().__init__()
+        c = channels
+        layers, width = [], 2 * image_channels
+        for out in (c, 2 * c, 4 * c):
+            layers += [spectral_norm(nn.Conv2d(width, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            width = out
+        layers.append(spectral_norm(nn.Conv2d(width, 1, 3, padding=1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(lowres, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return self.net(torch.cat([image, up.to(image.dtype)], dim=1)).float()
+
+
+class AdversarialObjective:
+    """:class:`DiffusionObjective` plus a discriminator's loss on the x0 estimate (module docstring).
+
+    ``weight``: the adversarial term's factor in the generator loss; ``r1_gamma``: the R1 penalty's;
+    ``lr``: the discriminator's Adam learning rate (betas 0, 0.99 as in StyleGAN2).
+    """
+
+    def __init__(self, diffusion: DiffusionObjective, *, weight: float = 0.1, r1_gamma: float = 1.0,
+                 lr: float = 2e-4, channels: int = 32, device=None):
+        if not diffusion.stage_config.is_super_resolution:
+            raise ValueError("AdversarialObjective refines super-resolution stages")
+        self.diffusion, self.weight, self.r1_gamma = diffusion, float(weight), float(r1_gamma)
+        self.disc = PatchDiscriminator(channels).to(device)
+        self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.0, 0.99))
+        self._metrics: dict = {}
+
+    @classmethod
+    def from_run_config(cls, cfg, stage_config, schedule, device=None) -> "AdversarialObjective":
+        a = cfg.adversarial
+        return cls(DiffusionObjective.from_run_config(cfg, stage_config, schedule), weight=a.weight,
+                   r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, device=device)
+
+    def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
+        loss, x0_hat, _ = self.diffusion.terms(denoiser, batch, generator)
+        lowres = downsample(batch.image, self.diffusion.stage_config.lowres_resolution)    # (B, C, r, r), clean
+        if torch.is_grad_enabled():
+            self.discriminator_step(batch.image, x0_hat.detach(), lowres)
+        self.disc.requires_grad_(False)
+        try:
+            g_adv = -self.disc(x0_hat, lowres).flatten(1).mean(1)                          # (B,)
+        finally:
+            self.disc.requires_grad_(True)
+        self._metrics.update(g_adv=float(g_adv.detach().mean()), diffusion=float(loss.detach().mean()))
+        return loss + self.weight * g_adv
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
+        """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""
+        real = real.detach().requires_grad_(self.r1_gamma > 0)
+        d_real, d_fake = self.disc(real, lowres), self.disc(fake, lowres)
+        loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        if self.r1_gamma > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss = loss + self.r1_gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._metrics.update(d_loss=float(loss.detach()), d_real=float(d_real.detach().mean()),
+                             d_fake=float(d_fake.detach().mean()))
+        return float(loss.detach())
+
+    def metrics(self) -> dict:
+        """The last call's scalars: d_loss, d_real, d_fake (mean logits), g_adv, diffusion."""
+        return dict(self._metrics)
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict]:
+        """(tensors, JSON) of the discriminator and its optimiser, name-keyed, for the trainer's checkpoint."""
+        from openimagen.train.checkpoint import flatten_optimiser
+
+        names = [n for n, _ in self.disc.named_parameters()]
+        sd = self.opt.state_dict()
+        named = {"state": {names[i]: st for i, st in sd["state"].items()},
+                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
+        opt_tensors, opt_json = flatten_optimiser(named)
+        tensors = {**{f"disc/{k}": v for k, v in self.disc.state_dict().items()},
+                   **{f"opt/{k}": v for k, v in opt_tensors.items()}}
+        return tensors, {"optimiser": opt_json}
+
+    def load_state(self, tensors: dict, meta: Optional[dict]) -> None:
+        from openimagen.train.checkpoint import unflatten_optimiser
+
+        self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc/")})
+        named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")},
+                                    (meta or {})["optimiser"])
+        index = {n: i for i, (n, _) in enumerate(self.disc.named_parameters())}
+        self.opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
+                                  "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                                                   for g in named["param_groups"]]})
