@@ -120,3 +120,30 @@ def test_overwrite_replaces_only_a_model_directory_and_never_the_source(assets, 
     with pytest.raises(ConfigError, match="exists and is not empty"):
         export_pipeline([run], model)
     assert export_pipeline([run], model, overwrite=True) == model and (model / "pipeline.json").is_file()
+
+
+def test_a_stage_folder_of_an_exported_model_joins_a_new_cascade(assets, tmp_path):
+    """export mixes a stage of an exported model with a trained run (e.g. the shipped base with a refined SR),
+    copies that stage's weights exactly, and never writes over the model it came from."""
+    import pytest
+    import torch
+
+    from openimagen.errors import OpenImagenError
+    from openimagen.pipeline import Pipeline
+    from openimagen.pipeline.io import load_weights
+    from openimagen.train.export import export_pipeline
+    from openimagen.train.trainer import train
+    from tests.train.conftest import run_config
+
+    base = train(run_config(assets, tmp_path / "base", max_steps=1))
+    sr = train(run_config(assets, tmp_path / "sr", sr=True, max_steps=1))
+    first = export_pipeline([base.run_dir, sr.run_dir], tmp_path / "first")
+    sr2 = train(run_config(assets, tmp_path / "sr2", sr=True, max_steps=2, seed=9))
+    mixed = export_pipeline([first / "stage0_base", sr2.run_dir], tmp_path / "mixed")
+    a, b = (load_weights(m / "stage0_base" / "model.safetensors") for m in (first, mixed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pipe = Pipeline.from_pretrained(mixed, watermark=None)
+    assert [st.config.resolution for st in pipe.stages] == [16, 32]
+    with pytest.raises(OpenImagenError, match="source|overwrite|export"):
+        export_pipeline([first / "stage0_base", sr2.run_dir], first, overwrite=True)
+    assert (first / "stage1_sr" / "model.safetensors").is_file()

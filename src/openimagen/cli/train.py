@@ -52,7 +52,8 @@ def add_export_parser(subparsers) -> None:
                                           "directory that `openimagen generate --model` loads; for a LoRA run, "
                                           "the adapter alone (a folder that `generate --lora` loads).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (or checkpoint folders), base stage first, then each super-resolution stage")
+                   help="run folders (or checkpoint folders, or stage folders of an exported model such as "
+                        "MODEL/stage0_base), base stage first, then each super-resolution stage")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
@@ -103,11 +104,10 @@ def print_config(cfg, out=None) -> None:
 
 
 def run_export(args) -> int:
-    from openimagen.train.checkpoint import Checkpoint
-    from openimagen.train.export import export_pipeline, parse_sampling
+    from openimagen.train.export import export_pipeline, parse_sampling, read_source
     from openimagen.train.lora import export_adapter, is_lora_run
 
-    ckpts = [Checkpoint.read(r) for r in args.runs]
+    ckpts = [read_source(r) for r in args.runs]
     if any(is_lora_run(c) for c in ckpts):
         if len(ckpts) > 1 or args.sampling:
             raise ConfigError("a LoRA run exports alone, as an adapter folder: export it with one RUN_DIR and no "

@@ -2,6 +2,7 @@
 ``openimagen generate --model`` load: ``pipeline.json`` plus one folder per stage holding its EMA weights.
 
     export_pipeline(["runs/base", "runs/sr"], "models/mine")        # base first, then each SR stage
+    export_pipeline(["models/default/stage0_base", "runs/sr-gan"], "models/mixed")   # a stage of a model, too
 
 The stages must chain (a super-resolution stage's low-res side equals the previous stage's resolution) and
 share one text encoder (same encoder, same max_length).
@@ -18,10 +19,45 @@ import torch
 
 from openimagen.errors import ConfigError, ModelLoadError
 from openimagen.pipeline import PipelineConfig, Stage
-from openimagen.pipeline.io import PIPELINE_NAME, load_state_into, replace_folder, write_json
+from openimagen.pipeline.config import StageConfig
+from openimagen.pipeline.io import (CONFIG_NAME, PIPELINE_NAME, WEIGHTS_NAME, config_error_as_load_error,
+                                    load_state_into, load_weights, read_json, replace_folder, write_json)
 from openimagen.text.registry import DEFAULT_NAMES
 from openimagen.train.checkpoint import EMA, Checkpoint, run_dir_of
 from openimagen.validation import checked
+
+
+class StageFolder:
+    """A stage folder of an exported model directory (``MODEL_DIR/stage1_sr``), usable wherever export takes a
+    run, so that a cascade can mix stages of a model with newly trained ones (e.g. the shipped base with a
+    refined SR stage). Offers what export reads of a :class:`Checkpoint`: ``path``, ``stage_config()``,
+    ``state["run_config"]["text"]`` (from the model's ``pipeline.json``) and the weights as ``tensors(EMA)``."""
+
+    def __init__(self, path):
+        self.path = Path(path).expanduser()
+        pipeline = read_json(self.path.parent / PIPELINE_NAME)
+        self._config = config_error_as_load_error(self.path / CONFIG_NAME, StageConfig.from_dict,
+                                                  read_json(self.path / CONFIG_NAME))
+        self.state = {"run_config": {"text": {"encoder": pipeline.get("text_encoder", "default"),
+                                              "max_length": pipeline.get("max_length")}}}
+        self.step = f"as in {self.path.parent.name}"
+        self.source = self.path.parent           # what export must never overwrite
+
+    @staticmethod
+    def is_one(path) -> bool:
+        p = Path(path).expanduser()
+        return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file() and (p.parent / PIPELINE_NAME).is_file()
+
+    def stage_config(self) -> StageConfig:
+        return self._config
+
+    def tensors(self, name: str) -> dict:
+        return load_weights(self.path / WEIGHTS_NAME)
+
+
+def read_source(path):
+    """A run or checkpoint folder (:class:`Checkpoint`), or a model's stage folder (:class:`StageFolder`)."""
+    return StageFolder(path) if StageFolder.is_one(path) else Checkpoint.read(path)
 
 
 def _encoder_key(spec: str) -> str:
@@ -97,12 +133,13 @@ def check_export_target(out: Path, sources: list, overwrite: bool, marker: str =
 
 def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, description: str = "",
                     sampling: Optional[list] = None) -> Path:
-    """Write the cascade of ``runs`` (run folders or checkpoint folders, base first) to ``out``; returns ``out``.
+    """Write the cascade of ``runs`` (run folders, checkpoint folders or stage folders of exported models, base
+    first) to ``out``; returns ``out``.
     ``sampling``: per stage, a dict of :class:`SamplingConfig` fields that replace the run's sampling defaults
     (chosen from evaluation after training), or None to keep them."""
     out = Path(out).expanduser()
-    ckpts = [Checkpoint.read(r) for r in runs]
-    check_export_target(out, [run_dir_of(c.path) or c.path for c in ckpts], overwrite)
+    ckpts = [read_source(r) for r in runs]
+    check_export_target(out, [getattr(c, "source", None) or run_dir_of(c.path) or c.path for c in ckpts], overwrite)
     lora = [c.path for c in ckpts if c.state.get("run_config", {}).get("lora") is not None]
     if lora:
         raise ConfigError(f"{lora[0]} is a LoRA run: export it alone as an adapter (openimagen.train.lora."
@@ -122,10 +159,11 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
                 sampling_cfg = checked(lambda: replace(cfg.sampling, **override), ConfigError, override, "sampling")
                 cfg = replace(cfg, sampling=sampling_cfg)
             stage = Stage(cfg)
-            load_state_into(stage.denoiser.net, ckpt.tensors(EMA), ckpt.path / EMA)
+            load_state_into(stage.denoiser.net, ckpt.tensors(EMA),
+                            ckpt.path / (WEIGHTS_NAME if isinstance(ckpt, StageFolder) else EMA))
             stage.save(tmp / name, torch.float16 if fp16 else None)
         spec = encoder if encoder.lower() in DEFAULT_NAMES else _encoder_key(encoder)
-        steps = ", ".join(f"{n} step {c.step}" for n, c in zip(names, ckpts))
+        steps = ", ".join(f"{n} {'step ' if isinstance(c.step, int) else ''}{c.step}" for n, c in zip(names, ckpts))
         cfg = PipelineConfig(stages=tuple(names), text_encoder=spec, max_length=max_length,
                              description=description or f"exported from training runs: {steps}")
         write_json(tmp / PIPELINE_NAME, cfg.to_dict())
