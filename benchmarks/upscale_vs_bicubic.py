@@ -2,14 +2,19 @@
 on held-out shapes scenes and emoji (issue 13's acceptance measure).
 
 Metrics against the real 64 px image: PSNR, and the distance between the emoji classifier's 128-d features
-(the project's feature space, openimagen.eval.emoji_classifier) of the upscaled and the real image.
+(the project's feature space, openimagen.eval.emoji_classifier) of the upscaled and the real image; the
+high-frequency energy of the result relative to the real images' (``hf_ratio``: mean squared difference between
+an image and its 2x down-and-up-sampled copy, the band an SR stage adds; 1 is the real images' level, far above
+it is grain, far below is blur), and the CPU time per image.
 
     .venv/bin/python benchmarks/upscale_vs_bicubic.py [--images 8] [--out benchmarks/results/upscale.json]
+    .venv/bin/python benchmarks/upscale_vs_bicubic.py --model runs/gan-sr-model --steps 1,2,4   # another cascade's SR
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -35,33 +40,60 @@ def real_sets(n: int) -> dict:
                                          for i in range(n)], "emoji": emoji}
 
 
+def hf_energy(x: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared detail above half the resolution: x - up(down(x)), (B,) float."""
+    r = x.shape[-1]
+    low = F.interpolate(x, size=(r // 2, r // 2), mode="bilinear", antialias=True, align_corners=False)
+    return (x - F.interpolate(low, size=(r, r), mode="bilinear", align_corners=False)).pow(2).flatten(1).mean(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/upscale.json"))
+    ap.add_argument("--model", type=Path, action="append", default=[],
+                    help="another model directory whose SR stage to measure too (repeatable)")
+    ap.add_argument("--steps", default="", help="with --model: comma-separated SR step counts (default: its own)")
     args = ap.parse_args()
     from openimagen.eval.emoji_classifier import load_classifier
     from openimagen.pipeline import Pipeline
 
+    torch.set_num_threads(1)
     clf, pipe, rows = load_classifier().eval(), Pipeline.from_pretrained(watermark=None), []
+    others = {str(m): Pipeline.from_pretrained(m, watermark=None) for m in args.model}
+    steps = [int(s) for s in args.steps.split(",") if s] or [None]
+
+    def upscaled(p, low, **settings):
+        t = time.perf_counter()
+        x = torch.cat([p.upscale(low[k:k + 1], "", seed=k, **settings).stages[-1] for k in range(len(low))])
+        return x, (time.perf_counter() - t) / len(low)
+
     for name, images in real_sets(args.images).items():
         real = to_tensor(images)
         low = resize(real, 32)
-        candidates = {"bicubic": F.interpolate(low, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)}
+        t = time.perf_counter()
+        bicubic = F.interpolate(low, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
+        candidates = {"bicubic": (bicubic, (time.perf_counter() - t) / len(low))}
         for aug in (0.0, 0.1, 0.2):
-            candidates[f"SR stage, aug {aug}"] = torch.cat(
-                [pipe.upscale(low[k:k + 1], "", aug_level=aug, seed=k).stages[-1] for k in range(len(images))])
+            candidates[f"SR stage, aug {aug}"] = upscaled(pipe, low, aug_level=aug)
+        for label, other in others.items():
+            for n in steps:
+                candidates[f"{label} SR, {n or 'default'} steps"] = upscaled(other, low, **({"steps": n} if n else {}))
         with torch.no_grad():
-            f_real = clf.features(real)
-            for method, x in candidates.items():
+            f_real, hf_real = clf.features(real), hf_energy(real).mean()
+            for method, (x, seconds) in candidates.items():
                 rows.append({"set": name, "method": method,
                              "feature_distance": round((clf.features(x) - f_real).norm(dim=1).mean().item(), 3),
-                             "psnr_db": round((10 * torch.log10(4 / ((x - real) ** 2).mean())).item(), 2)})
-    print("| set | method | feature distance (lower is better) | PSNR dB |\n|---|---|---:|---:|")
+                             "psnr_db": round((10 * torch.log10(4 / ((x - real) ** 2).mean())).item(), 2),
+                             "hf_ratio": round((hf_energy(x).mean() / hf_real).item(), 2),
+                             "seconds_per_image": round(seconds, 3)})
+    print("| set | method | feature distance (lower is better) | PSNR dB | HF energy / real | s per image |\n"
+          "|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['set']} | {r['method']} | {r['feature_distance']} | {r['psnr_db']} |")
+        print(f"| {r['set']} | {r['method']} | {r['feature_distance']} | {r['psnr_db']} | {r['hf_ratio']} | "
+              f"{r['seconds_per_image']} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"images_per_set": args.images, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"images_per_set": args.images, "threads": 1, "rows": rows}, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 
 

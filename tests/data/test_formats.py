@@ -78,7 +78,7 @@ def test_bad_manifests(tmp_path):
     with pytest.raises(InvalidArgumentError, match="path and caption"):
         open_dataset(tmp_path / "bad.csv", size=8)
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(InvalidArgumentError, match="bad.jsonl:1"):
+    with pytest.raises(OpenImagenError, match="no usable images.*1 bad manifest row"):
         open_dataset(tmp_path / "bad.jsonl", size=8)
 
 

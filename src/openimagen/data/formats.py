@@ -29,16 +29,42 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+
 from openimagen.errors import InvalidArgumentError, OpenImagenError
+from openimagen.validation import checked
 
 from .preprocess import SkipReport, normalize_caption
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 FORMATS = ("folder", "manifest", "webdataset")
+
+
+class RowMeta(BaseModel):
+    """What a manifest row or a WebDataset sample's ``json`` member may say about an image, type-checked strictly
+    (a number where text belongs is an error, never text): the one check every data record passes."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    caption: Optional[StrictStr] = None
+    captions: Optional[list[StrictStr]] = None
+    key: Optional[Union[StrictStr, StrictInt]] = None
+    labels: Optional[dict] = None
+
+
+class ManifestRow(RowMeta):
+    """A ``.jsonl``/``.csv`` manifest row: :class:`RowMeta` plus the image's ``path`` (a non-empty string)."""
+
+    path: StrictStr = Field(min_length=1)
+
+
+def parse_row(kind, row, where: str):
+    """``row`` (a dict) checked as ``kind``; InvalidArgumentError naming the field and ``where`` if it is wrong."""
+    return checked(lambda: TypeAdapter(kind).validate_python(row), InvalidArgumentError, row, root=where)
 
 
 @dataclass(frozen=True)
@@ -64,13 +90,23 @@ def _record(key, path, caption, captions=(), labels=None) -> Record:
 
 
 def scan_folder(root: Union[str, os.PathLike], report: SkipReport) -> list[Record]:
-    """Records for every image under ``root`` with a non-empty same-stem ``.txt`` caption."""
+    """Records for every image under ``root`` with a non-empty same-stem ``.txt`` caption. Names with an image
+    suffix that are not images (folders, dangling symlinks, symlink loops) are skipped and reported."""
     root = Path(root)
     records = []
     for p in sorted(root.rglob("*")):
-        if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         key = p.relative_to(root).with_suffix("").as_posix()
+        try:
+            is_file, is_dir = p.is_file(), p.is_dir()
+        except OSError as e:                          # a symlink loop (ELOOP) and the like
+            report.add(key, f"unreadable: {e.strerror or e}")
+            continue
+        if not is_file:
+            report.add(key, "a folder named like an image" if is_dir else
+                       "a dangling symlink" if p.is_symlink() else "not a regular file")
+            continue
         txt = p.with_suffix(".txt")
         if not txt.is_file():
             report.add(key, "no caption: missing " + txt.name)
@@ -87,45 +123,78 @@ def read_manifest(path: Union[str, os.PathLike], report: SkipReport) -> list[Rec
     """Records from a ``.jsonl`` or ``.csv`` manifest (see the module docstring)."""
     path = Path(path)
     base = path.parent
-    rows = _read_jsonl(path) if path.suffix.lower() == ".jsonl" else _read_csv(path)
+    rows = _read_jsonl(path, report) if path.suffix.lower() == ".jsonl" else _read_csv(path, report)
     records = []
-    for i, row in enumerate(rows):
-        key = str(row.get("key") or Path(str(row.get("path", i))).with_suffix("").as_posix())
-        if not row.get("path"):
-            report.add(key, f"bad manifest row {i + 1}: no path")
+    for n, row in rows:
+        fallback = f"row {n}"
+        try:
+            r = parse_row(ManifestRow, row, "")
+        except InvalidArgumentError as e:
+            key = row.get("key") if isinstance(row.get("key"), (str, int)) and not isinstance(row.get("key"), bool) \
+                else row.get("path") if isinstance(row.get("path"), str) and row.get("path") else fallback
+            report.add(str(key), f"bad manifest row: {e} (row {n})")
             continue
-        caption = row.get("caption") or (row.get("captions") or [None])[0]
+        key = str(r.key if r.key is not None else Path(r.path).with_suffix("").as_posix())
+        caption = r.caption or (r.captions or [None])[0]
         if not caption or not normalize_caption(caption):
-            report.add(key, f"no caption: manifest row {i + 1}")
+            report.add(key, f"no caption: manifest row {n}")
             continue
-        records.append(_record(key, base / row["path"], caption, row.get("captions") or (), row.get("labels")))
+        records.append(_record(key, base / r.path, caption, r.captions or (), r.labels))
     return records
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, report: SkipReport) -> list[tuple[int, dict]]:
+    """(line number, object) of every JSON-object line; other lines (not UTF-8, not JSON, not an object) are
+    skipped and reported."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.add(f"row {n}", f"bad manifest row: not UTF-8 text (row {n})")
+                continue
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise InvalidArgumentError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+                report.add(f"row {n}", f"bad manifest row: not valid JSON, {e.msg} (row {n})")
+                continue
             if not isinstance(row, dict):
-                raise InvalidArgumentError(f"{path}:{n}: expected a JSON object with path and caption")
-            rows.append(row)
+                report.add(f"row {n}", f"bad manifest row: a JSON {type(row).__name__}, not an object with path "
+                                       f"and caption (row {n})")
+                continue
+            rows.append((n, row))
     return rows
 
 
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as f:
+def _read_csv(path: Path, report: SkipReport) -> list[tuple[int, dict]]:
+    """(row number, fields) of every CSV row; rows that are not UTF-8 are skipped and reported. Fields may be
+    as long as the file (the csv module's default limit is 128 KiB)."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         missing = {"path", "caption"} - set(reader.fieldnames or ())
         if missing:
             raise InvalidArgumentError(f"{path}: CSV header must name path and caption columns "
                                        f"(missing {', '.join(sorted(missing))})")
-        return [dict(r) for r in reader]
+        rows = []
+        for n, r in enumerate(reader, 2):
+            values = [v for v in r.values() if isinstance(v, str)]
+            if any(_has_surrogates(v) for v in values):
+                report.add(f"row {n}", f"bad manifest row: not UTF-8 text (row {n})")
+                continue
+            rows.append((n, {k: v for k, v in r.items() if k is not None}))
+        return rows
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def is_webdataset_spec(spec) -> bool:

@@ -24,6 +24,7 @@ import torch
 
 from openimagen.errors import InvalidArgumentError, OpenImagenError
 
+from .formats import RowMeta, parse_row
 from .preprocess import Preprocessor, SkipImage, SkipReport, normalize_caption, to_tensor
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -97,20 +98,26 @@ class WebDatasetStream(torch.utils.data.IterableDataset):
         ext = next((e for e in IMAGE_EXTS if e in raw), None)
         if ext is None:
             raise SkipImage("no image member (jpg/jpeg/png/webp)")
-        meta = {}
+        meta = RowMeta()
         if "json" in raw:
             try:
-                meta = json.loads(raw["json"])
+                member = json.loads(raw["json"])
             except (ValueError, UnicodeDecodeError):
-                raise SkipImage("bad json member") from None
-        text = raw["txt"].decode("utf-8", "replace") if "txt" in raw else (meta.get("caption") or "")
+                raise SkipImage("bad json member: not UTF-8 JSON") from None
+            if not isinstance(member, dict):
+                raise SkipImage(f"bad json member: a JSON {type(member).__name__}, not an object")
+            try:
+                meta = parse_row(RowMeta, member, "")
+            except InvalidArgumentError as e:
+                raise SkipImage(f"bad json member: {e}") from None
+        text = raw["txt"].decode("utf-8", "replace") if "txt" in raw else (meta.caption or "")
         caption = normalize_caption(text)
         if not caption:
             raise SkipImage("no caption: missing txt member")
         img = self.pre.pil(raw[ext])
-        captions = [caption] + [c for c in map(normalize_caption, meta.get("captions", [])) if c != caption]
+        captions = [caption] + [c for c in map(normalize_caption, meta.captions or []) if c != caption]
         return {"image": img, "caption": caption, "key": key, "captions": captions,
-                "labels": meta.get("labels", {})}
+                "labels": meta.labels or {}}
 
     def __iter__(self) -> Iterator[dict]:
         for s in self.iter_pil():
