@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -29,13 +31,17 @@ from tqdm.auto import tqdm
 from openimagen.errors import ConfigError, InvalidArgumentError
 
 
+TABLE_FILES = ("tokens.npy", "mask.npy", "index.json")
+
+
 def precompute_text_embeddings(captions: Sequence[str], encoder, out_dir: Union[str, os.PathLike], *,
                                batch_size: int = 256, progress: bool = True) -> Path:
     """Encode each distinct caption once and write the cache; returns ``out_dir``.
 
     Duplicates are encoded once (first occurrence wins the row). Works in batches of
     ``batch_size`` with a tqdm progress bar; memory stays O(batch) since rows are written
-    straight into numpy memmaps.
+    straight into numpy memmaps. The table is written to a temporary folder and renamed into place, so a
+    process reading an earlier table in ``out_dir`` (memory-mapped) keeps reading it intact.
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
@@ -43,8 +49,28 @@ def precompute_text_embeddings(captions: Sequence[str], encoder, out_dir: Union[
     if not unique:
         raise InvalidArgumentError("no captions to embed")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "index.json").unlink(missing_ok=True)
+    if out.is_dir() and any(p.name not in TABLE_FILES for p in out.iterdir()):
+        raise InvalidArgumentError(f"{out} holds more than an embedding table ({', '.join(TABLE_FILES)}); "
+                                   f"choose an empty or new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _write_table(unique, encoder, tmp, batch_size, progress)
+        if out.exists():                    # readers keep their mapped files: they are renamed away, not rewritten
+            old = out.with_name(f".{out.name}.old-{os.getpid()}-{threading.get_ident()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_table(unique: list, encoder, out: Path, batch_size: int, progress: bool) -> None:
     n, L, D = len(unique), int(encoder.max_length), int(encoder.dim)
     tokens = np.lib.format.open_memmap(out / "tokens.npy", mode="w+", dtype=np.float16, shape=(n, L, D))
     mask = np.lib.format.open_memmap(out / "mask.npy", mode="w+", dtype=np.bool_, shape=(n, L))
@@ -68,7 +94,6 @@ def precompute_text_embeddings(captions: Sequence[str], encoder, out_dir: Union[
     index = {"encoder_id": encoder_id, "max_length": L, "dim": D, "count": n,
              "captions": {c: i for i, c in enumerate(unique)}}
     (out / "index.json").write_text(json.dumps(index, ensure_ascii=False) + "\n", encoding="utf-8")
-    return out
 
 
 class EmbeddingTable:
@@ -92,6 +117,11 @@ class EmbeddingTable:
         self.rows: dict[str, int] = index["captions"]
         self.tokens = np.load(self.dir / "tokens.npy", mmap_mode="r")  # (N, L, D) float16
         self.mask = np.load(self.dir / "mask.npy", mmap_mode="r")      # (N, L) bool
+        n = index["count"]
+        if (self.tokens.shape != (n, self.max_length, self.dim) or self.mask.shape != (n, self.max_length)
+                or len(self.rows) != n or (n and max(self.rows.values()) >= n)):
+            raise ConfigError(f"embedding cache {self.dir} is inconsistent (index of {n} captions, arrays "
+                              f"{self.tokens.shape} and {self.mask.shape}); delete it to recompute")
 
     def __len__(self) -> int:
         return len(self.rows)

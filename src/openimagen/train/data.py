@@ -16,6 +16,9 @@ training-generator state to restore.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -146,7 +149,13 @@ def random_crops(images: torch.Tensor, size: int, generators: list[torch.Generat
 
 
 def text_table(cfg: RunConfig, captions: list[str], cache_dir: Path, *, compute: bool, log=print) -> EmbeddingTable:
-    """The fp16 embedding cache holding every caption; computed once (by the caller that has ``compute``)."""
+    """The fp16 embedding cache holding every caption; computed once (by the caller that has ``compute``).
+
+    ``cache_dir`` may be shared by runs with different captions (issue 10, kind 7): a table already in
+    ``cache_dir`` itself (precomputed, or an earlier layout) is used when it holds every caption, for this
+    encoder and max_length; otherwise the table lives in ``cache_dir/sets/<digest>``, named by the sha256 of the
+    encoder id, max_length and the sorted captions, written once (temporary folder, then rename) and never
+    rewritten, so no run ever changes the embeddings another run is reading."""
     from openimagen.text.hf import model_dir_id
     from openimagen.text.registry import DEFAULT_ENCODER_ID, DEFAULT_NAMES
 
@@ -154,17 +163,31 @@ def text_table(cfg: RunConfig, captions: list[str], cache_dir: Path, *, compute:
     encoder_id = DEFAULT_ENCODER_ID if spec.lower() in DEFAULT_NAMES else None
     if encoder_id is None and Path(spec).is_dir():
         encoder_id = model_dir_id(spec)
-    if compute and not _table_ok(cache_dir, encoder_id, cfg.text.max_length, captions):
-        from openimagen.text import load_text_encoder
+    L = cfg.text.max_length
+    if _table_ok(cache_dir, encoder_id, L, captions):
+        folder = cache_dir
+    else:
+        folder = cache_dir / "sets" / caption_set_digest(encoder_id or spec, L, captions)
+        if compute and not _table_ok(folder, encoder_id, L, captions):
+            from openimagen.text import load_text_encoder
 
-        log(f"computing text embeddings of {len(set(captions))} captions into {cache_dir}")
-        encoder = load_text_encoder(spec, max_length=cfg.text.max_length)
-        precompute_text_embeddings(captions, encoder, cache_dir, progress=cfg.log.progress)
-    table = EmbeddingTable(cache_dir, encoder_id=encoder_id)
-    if table.max_length != cfg.text.max_length:
-        raise ConfigError(f"embedding cache {cache_dir} has max_length {table.max_length}, text.max_length is "
-                          f"{cfg.text.max_length}")
+            log(f"computing text embeddings of {len(set(captions))} captions into {folder}")
+            encoder = load_text_encoder(spec, max_length=L)
+            precompute_text_embeddings(captions, encoder, folder, progress=cfg.log.progress)
+    table = EmbeddingTable(folder, encoder_id=encoder_id)
+    if table.max_length != L:
+        raise ConfigError(f"embedding cache {folder} has max_length {table.max_length}, text.max_length is {L}")
+    missing = next((c for c in captions if c not in table), None)
+    if missing is not None:
+        raise ConfigError(f"embedding cache {folder} lacks the caption {missing[:60]!r}; delete the folder to "
+                          f"recompute it")
     return table
+
+
+def caption_set_digest(encoder: str, max_length: int, captions: list[str]) -> str:
+    """16 hex digits naming a caption set's table: sha256 of the encoder id, max_length and the sorted captions."""
+    text = json.dumps([str(encoder), int(max_length), sorted(set(captions))], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _table_ok(cache_dir: Path, encoder_id, max_length: int, captions: list[str]) -> bool:
