@@ -14,6 +14,7 @@ Only the last ``keep_last`` checkpoints are kept.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -21,7 +22,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
@@ -38,6 +39,32 @@ STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safe
     "rng.safetensors"
 OBJECTIVE = "objective.safetensors"   # an objective's own state (e.g. a discriminator and its optimiser), if any
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(folder: Path, files: Optional[dict]) -> None:
+    """Check every tensor file of a checkpoint against the size and sha256 recorded in its ``state.json``
+    (``files``; checkpoints written before it was recorded are not checked). Raises ModelLoadError naming the
+    damaged file and the run's other complete checkpoints."""
+    for name, info in (files or {}).items():
+        path = folder / name
+        problem = ("is missing" if not path.is_file() else
+                   "has another size than was written" if path.stat().st_size != info.get("bytes") else
+                   "does not match the checksum written with it" if _file_sha256(path) != info.get("sha256")
+                   else None)
+        if problem:
+            run = run_dir_of(folder)
+            others = [c.name for c in checkpoint_dirs(run) if c.resolve() != folder.resolve()] if run else []
+            hint = (f"; resume from an earlier checkpoint: --resume {run / 'checkpoints' / others[-1]}" if others
+                    else "")
+            raise ModelLoadError(f"checkpoint {folder}: {name} {problem} (damaged or edited){hint}")
 
 
 class CheckpointWriteError(OpenImagenError, OSError):
@@ -89,6 +116,7 @@ class CheckpointState(BaseModel):
     rng: list
     global_batch: Optional[PositiveInt] = None
     scaler: Optional[dict] = None
+    files: Optional[dict[str, dict[str, Union[int, str]]]] = None   # tensor file -> {"bytes", "sha256"}
 
 
 @dataclass
@@ -107,6 +135,7 @@ class Checkpoint:
             raise ModelLoadError(f"{p / STATE} is not an openimagen training checkpoint of format {FORMAT}")
         checked(lambda: CheckpointState.model_validate(state), ModelLoadError, state,
                 f"{p / STATE} is damaged or was edited")
+        verify_files(p, state.get("files"))
         return cls(p, state)
 
     @property
@@ -158,6 +187,9 @@ def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimis
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp_step_*"):
         shutil.rmtree(stale, ignore_errors=True)
+    for torn in root.glob("step_*"):         # a folder left half-deleted by a kill during pruning: never complete
+        if torn.is_dir() and not (torn / STATE).is_file():
+            shutil.rmtree(torn, ignore_errors=True)
     final = root / f"step_{step:08d}"
     tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
     try:
@@ -171,8 +203,10 @@ def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimis
         for name, tensors in files:
             save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / name),
                       metadata={"format": "pt"})
+        sums = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _file_sha256(tmp / name)}
+                for name, _ in files}
         full_state = {"format": FORMAT, "step": step, **state, "optimiser": opt_json,
-                      "rng": [s["json"] for s in rng]}
+                      "rng": [s["json"] for s in rng], "files": sums}
         (tmp / STATE).write_text(json.dumps(full_state, indent=1) + "\n", encoding="utf-8")
         _fsync_dir(tmp)
         if final.exists():  # the same step again (e.g. a resumed run that ends where it started)
