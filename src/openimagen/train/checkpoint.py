@@ -14,7 +14,6 @@ Only the last ``keep_last`` checkpoints are kept.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -31,7 +30,7 @@ from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
 from openimagen.pipeline.config import StageConfig
-from openimagen.pipeline.io import load_weights
+from openimagen.pipeline.io import file_sha256, load_weights
 from openimagen.validation import NonNegativeInt, PositiveInt, checked
 
 FORMAT = 1
@@ -39,14 +38,6 @@ STATE, MODEL, EMA, OPTIMISER, RNG = "state.json", "model.safetensors", "ema.safe
     "rng.safetensors"
 OBJECTIVE = "objective.safetensors"   # an objective's own state (e.g. a discriminator and its optimiser), if any
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_files(folder: Path, files: Optional[dict]) -> None:
@@ -57,7 +48,7 @@ def verify_files(folder: Path, files: Optional[dict]) -> None:
         path = folder / name
         problem = ("is missing" if not path.is_file() else
                    "has another size than was written" if path.stat().st_size != info.get("bytes") else
-                   "does not match the checksum written with it" if _file_sha256(path) != info.get("sha256")
+                   "does not match the checksum written with it" if file_sha256(path) != info.get("sha256")
                    else None)
         if problem:
             run = run_dir_of(folder)
@@ -203,7 +194,7 @@ def save_checkpoint(run_dir: Path, step: int, *, model: dict, ema: dict, optimis
         for name, tensors in files:
             save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / name),
                       metadata={"format": "pt"})
-        sums = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _file_sha256(tmp / name)}
+        sums = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
                 for name, _ in files}
         full_state = {"format": FORMAT, "step": step, **state, "optimiser": opt_json,
                       "rng": [s["json"] for s in rng], "files": sums}
