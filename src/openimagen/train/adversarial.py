@@ -41,14 +41,14 @@ class PatchDiscriminator(nn.Module):
     concatenated. Output: one logit per patch, (B, 1, R/8, R/8), float32. R must be a multiple of 8.
     """
 
-    def __init__(self, channels: int = 32, image_channels: int = 3):
+    def __init__(self, channels: int = 32, image_channels: int = 3, spectral: bool = True):
         super().__init__()
-        c = channels
+        c, sn = channels, (spectral_norm if spectral else (lambda m: m))
         layers, width = [], 2 * image_channels
         for out in (c, 2 * c, 4 * c):
-            layers += [spectral_norm(nn.Conv2d(width, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            layers += [sn(nn.Conv2d(width, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             width = out
-        layers.append(spectral_norm(nn.Conv2d(width, 1, 3, padding=1)))
+        layers.append(sn(nn.Conv2d(width, 1, 3, padding=1)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, image: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
@@ -64,11 +64,11 @@ class AdversarialObjective:
     """
 
     def __init__(self, diffusion: DiffusionObjective, *, weight: float = 0.1, r1_gamma: float = 1.0,
-                 lr: float = 2e-4, channels: int = 32, device=None):
+                 lr: float = 2e-4, channels: int = 32, spectral: bool = True, device=None):
         if not diffusion.stage_config.is_super_resolution:
             raise ValueError("AdversarialObjective refines super-resolution stages")
         self.diffusion, self.weight, self.r1_gamma = diffusion, float(weight), float(r1_gamma)
-        self.disc = PatchDiscriminator(channels).to(device)
+        self.disc = PatchDiscriminator(channels, spectral=spectral).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.0, 0.99))
         self._metrics: dict = {}
 
@@ -76,7 +76,7 @@ class AdversarialObjective:
     def from_run_config(cls, cfg, stage_config, schedule, device=None) -> "AdversarialObjective":
         a = cfg.adversarial
         return cls(DiffusionObjective.from_run_config(cfg, stage_config, schedule), weight=a.weight,
-                   r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, device=device)
+                   r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, spectral=a.spectral_norm, device=device)
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         loss, x0_hat, _ = self.diffusion.terms(denoiser, batch, generator)

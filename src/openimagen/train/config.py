@@ -150,6 +150,7 @@ class AdversarialSection:
     r1_gamma: NonNeg = 1.0                        # R1 gradient penalty on real images (Mescheder et al. 2018)
     lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 2e-4   # discriminator
     channels: Annotated[int, Field(ge=4, le=1024), PlainNumber, Strict()] = 32   # discriminator width
+    spectral_norm: Bool = True                    # spectral normalisation of the discriminator's convolutions
 
 
 @dataclass(frozen=True, config=CONFIG)
