@@ -34,7 +34,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("data", help="build the built-in data sets or check a data set",
                               description="Build the built-in data sets (emoji, shapes, openclipart) or "
                                           "check a folder / manifest / WebDataset.")
-    sub = p.add_subparsers(dest="data_command", metavar="{emoji,shapes,openclipart,mix,check}", required=True)
+    sub = p.add_subparsers(dest="data_command", metavar="{emoji,shapes,openclipart,mix,concept,prior,check}", required=True)
 
     e = sub.add_parser("emoji", help="render every Noto Color Emoji with its CLDR name and group labels")
     _common_build_flags(e)
