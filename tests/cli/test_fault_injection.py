@@ -11,7 +11,7 @@ from tests.pipeline.fixtures import tiny_pipeline
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    model = tiny_pipeline().save_pretrained(root / "model")
+    tiny_pipeline().save_pretrained(root / "model")
     (root / "notes").mkdir()
     (root / "notes" / "mine.txt").write_text("keep")
     (root / "image.png").write_bytes(b"not a png at all")
