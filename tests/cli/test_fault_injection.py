@@ -15,6 +15,8 @@ def env(tmp_path_factory):
     (root / "notes").mkdir()
     (root / "notes" / "mine.txt").write_text("keep")
     (root / "image.png").write_bytes(b"not a png at all")
+    from PIL import Image
+    Image.new("RGB", (32, 32), "red").save(root / "good.png")
     (root / "list.yaml").write_text("- 1\n- 2\n")
     (root / "nan.yaml").write_text("data: {path: x}\noptimiser: {lr: .nan}\n")
     (root / "unknown.yaml").write_text("data: {path: x}\noptimiser: {lrr: 1}\n")
@@ -46,6 +48,10 @@ def cases():
         ("edit", "img2img", "{root}/image.png", "--model", M, "-o", "{root}/e.png"),
         ("edit", "inpaint", "{root}/image.png", "--model", M, "-o", "{root}/e.png"),
         ("edit", "img2img", "{root}/image.png", "--model", M, "--strength", "2", "-o", "{root}/e.png"),
+        ("edit", "inpaint", "{root}/good.png", "--rect", "1,1,9,9", "--resample-jumps", "0", "--model", M,
+         "-o", "{root}/e.png"),
+        ("edit", "inpaint", "{root}/good.png", "--rect", "1,1,9,9", "--jump-length", "-2", "--model", M,
+         "-o", "{root}/e.png"),
         # info, watermark
         ("info", "--model", N),
         ("info", "--model", "{root}/notes"),

@@ -33,6 +33,11 @@ def add_edit_parser(subparsers) -> None:
         if mode == "inpaint":
             e.add_argument("--mask", type=Path, default=None, help="mask PNG of the image's size, white = repaint")
             e.add_argument("--rect", default=None, help="or a rectangle to repaint: left,top,right,bottom (pixels)")
+            e.add_argument("--resample-jumps", type=int, default=1, metavar="N",
+                           help="RePaint resampling: sample every --jump-length steps N times (default 1: off; "
+                                "costs N times the steps)")
+            e.add_argument("--jump-length", type=int, default=10, metavar="J",
+                           help="steps between resampling jumps (default 10)")
         if mode == "outpaint":
             e.add_argument("--border", type=int, default=8, help="border to paint, in output pixels (default 8)")
         if mode == "upscale":
@@ -69,9 +74,19 @@ def run_edit(args) -> int:
     if mode == "img2img":
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
+    if mode == "inpaint":
+        from openimagen.samplers import get_sampler
+        from openimagen.samplers.resampling import with_resampling
+
+        try:
+            with_resampling(get_sampler("ddim"), args.jump_length, args.resample_jumps)
+        except InvalidArgumentError as e:
+            name = "--jump-length" if str(e).startswith("jump_length") else "--resample-jumps"
+            raise InvalidArgumentError(f"{name}: {e}") from None
     request, _, pipe, model = prepare(args)
     calls = {"img2img": lambda cb: pipe.img2img(image, request, strength=args.strength, fit=args.fit, callback=cb),
-             "inpaint": lambda cb: pipe.inpaint(image, mask, request, callback=cb),
+             "inpaint": lambda cb: pipe.inpaint(image, mask, request, callback=cb,
+                                                resample_jumps=args.resample_jumps, jump_length=args.jump_length),
              "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
              "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb)}
     try:

@@ -5,7 +5,8 @@ returns x0_hat' = keep * x_known + (1 - keep) * x0_hat, so the sampler (any of t
 known region along its noise levels and draws only the masked one. This is the replacement idea of RePaint
 (Lugmayr et al. 2022, Eq. 8: known pixels noised to each step's level), applied to the x0 estimate, which for
 the exponential-integrator samplers here puts the known pixels at exactly their noise level's mixture of
-x_known and the sampler's noise; RePaint's resampling jumps are not implemented. ``keep`` is the mask resized to
+x_known and the sampler's noise. RePaint's resampling jumps are an option (``resample_jumps``, ``jump_length``:
+:mod:`openimagen.samplers.resampling`), at ``resample_jumps`` times the cost. ``keep`` is the mask resized to
 the stage with the antialiased filter, so it is soft at the seam: the new content is blended into the old over a
 pixel or two at the base resolution. After the last stage the known pixels are pasted back with the hard mask,
 so the result outside the mask equals the input exactly (at the last stage's resolution). An image of another
@@ -29,6 +30,8 @@ from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, squa
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
 from openimagen.pipeline.request import GenerationRequest
+from openimagen.samplers import get_sampler
+from openimagen.samplers.resampling import with_resampling
 
 MaskInput = Union[Image.Image, torch.Tensor, Sequence[int]]
 
@@ -82,10 +85,14 @@ def to_mask(mask: MaskInput, height: int, width: int) -> torch.Tensor:
 
 
 def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *,
-            callback: Optional[Callable] = None, **settings) -> PipelineOutput:
+            callback: Optional[Callable] = None, resample_jumps: int = 1, jump_length: int = 10,
+            **settings) -> PipelineOutput:
     """Repaint the masked part of ``images`` (one for all prompts or one per prompt) with ``prompts`` (or a
     :class:`GenerationRequest`; keyword settings as for ``pipe(...)``); every stage runs, each inpainting at its
-    resolution. ``out.edit = {"mode": "inpaint", "masked_fraction"}``."""
+    resolution. ``resample_jumps`` > 1 samples every ``jump_length`` steps that many times (RePaint).
+    ``out.edit = {"mode": "inpaint", "masked_fraction", "resample_jumps", "jump_length"}``."""
+    with_resampling(get_sampler("ddim"), jump_length, resample_jumps)          # checks both, before any work
+    resample = (jump_length, resample_jumps) if resample_jumps > 1 else None
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     original = to_tensor(images)                                                  # (b, 3, H, W)
     height, width = original.shape[-2:]
@@ -105,14 +112,15 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
 
     def sample(i, stage, cond, generators, sampling, lowres, cb):
         x = stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
-                         batch_invariant=request.batch_invariant, wrap=wrap_for(stage))
+                         batch_invariant=request.batch_invariant, wrap=wrap_for(stage), resample=resample)
         if i < last:
             return x
         h = hard.to(x.device)
         return h * x + (1 - h) * x_in.to(x.device)      # the last stage: paste the known pixels back, exactly
 
     out = run_from(pipe, request, 0, sample, callback,
-                   {"mode": "inpaint", "masked_fraction": round(float(repaint_original.mean()), 4)})
+                   {"mode": "inpaint", "masked_fraction": round(float(repaint_original.mean()), 4),
+                    **({"resample_jumps": resample_jumps, "jump_length": jump_length} if resample else {})})
     if (height, width) != (side, side):                 # back to the user's size, the original pasted in exactly
         x = unsquare(out.stages[-1], box, x_sq.shape[-1])
         keep = per_image((repaint_original <= 0.5).float().expand(original.shape[0], -1, -1, -1), request)

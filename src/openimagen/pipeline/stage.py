@@ -23,6 +23,7 @@ from openimagen.nn import EfficientUNet, count_parameters
 from openimagen.pipeline.config import SamplingConfig, StageConfig
 from openimagen.pipeline.io import (CONFIG_NAME, WEIGHTS_NAME, config_error_as_load_error, file_sha256,
                                     load_state_into, load_weights, read_json, save_weights, write_json)
+from openimagen.samplers.resampling import with_resampling
 from openimagen.samplers import get_sampler, randn
 
 NetTransform = Callable[[nn.Module], nn.Module]
@@ -90,9 +91,11 @@ class Stage(nn.Module):
     def sample(self, cond: Cond, generators: Sequence[torch.Generator], sampling: SamplingConfig,
                lowres: Optional[torch.Tensor] = None, callback: Optional[Callable] = None,
                t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True,
-               wrap: Optional[Callable] = None) -> torch.Tensor:
+               wrap: Optional[Callable] = None, resample: Optional[tuple] = None) -> torch.Tensor:
         """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image.
-        ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region).
+        ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region);
+        ``resample = (jump_length, jumps)`` adds RePaint's resampling jumps to the sampler
+        (:mod:`openimagen.samplers.resampling`).
 
         ``batch_invariant``: evaluate the network image by image so a seed gives the same bits in any batch
         (see ``openimagen.diffusion.batching``); False batches all images for throughput."""
@@ -119,5 +122,8 @@ class Stage(nn.Module):
             den = PerSample(den)
         if wrap is not None:
             den = wrap(den)
-        out = get_sampler(sampling.sampler)(den, x, sigmas, cond=cond, generator=generators, callback=callback)
+        sampler = get_sampler(sampling.sampler)
+        if resample is not None:
+            sampler = with_resampling(sampler, *resample)
+        out = sampler(den, x, sigmas, cond=cond, generator=generators, callback=callback)
         return out.clamp(-1, 1)
