@@ -1,4 +1,4 @@
-"""``openimagen edit img2img|inpaint|outpaint|upscale IN.png -o OUT.png``: edit a user's image with the cascade.
+"""``openimagen edit img2img|inpaint|outpaint|upscale|restore IN.png -o OUT.png``: edit a user's image with the cascade.
 
 The sampling flags, seed rules and safety flags are ``generate``'s; the output PNGs carry the same record (with
 an ``edit`` entry saying how they were made from the input). Inputs of any mode are converted to RGB, alpha
@@ -6,6 +6,7 @@ composited on white (as training does).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from openimagen.cli.generate import add_common_flags, check_strength_flag, finish, prepare
@@ -15,11 +16,12 @@ from openimagen.errors import InvalidArgumentError
 MODES = {"img2img": "move an image toward a prompt (SDEdit; --strength 0 keeps it, 1 ignores it)",
          "inpaint": "repaint the masked part of an image (--mask PNG, white = repaint, or --rect)",
          "outpaint": "shrink an image into the centre and paint a border around it (--border)",
-         "upscale": "super-resolve an image with the cascade's super-resolution stages (--aug-level)"}
+         "upscale": "super-resolve an image with the cascade's super-resolution stages (--aug-level)",
+         "restore": "repair noise, blur, JPEG artefacts or scratches (--kind)"}
 
 
 def add_edit_parser(subparsers) -> None:
-    p = subparsers.add_parser("edit", help="edit, repaint, extend or upscale your own image",
+    p = subparsers.add_parser("edit", help="edit, repaint, extend, upscale or restore your own image",
                               description="Edit a user's image with the cascade (README, Editing).")
     sub = p.add_subparsers(dest="edit_mode", required=True, metavar="{" + ",".join(MODES) + "}")
     for mode, text in MODES.items():
@@ -38,6 +40,12 @@ def add_edit_parser(subparsers) -> None:
                                 "costs N times the steps)")
             e.add_argument("--jump-length", type=int, default=10, metavar="J",
                            help="steps between resampling jumps (default 10)")
+        if mode == "restore":
+            e.add_argument("--kind", required=True, choices=("denoise", "deblur", "jpeg", "scratches"),
+                           help="the damage: noise, blur, JPEG artefacts (through an SR stage with its low-res "
+                                "input noise-augmented, --aug-level, default 0.3) or scratches (found and inpainted)")
+            e.add_argument("--mask", type=Path, default=None,
+                           help="scratches: a mask PNG of the image's size (white = repaint) instead of detecting")
         if mode == "outpaint":
             e.add_argument("--border", type=int, default=8, help="border to paint, in output pixels (default 8)")
         if mode == "upscale":
@@ -74,6 +82,8 @@ def run_edit(args) -> int:
     if mode == "img2img":
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
+    if mode == "restore" and args.mask is not None:
+        mask = _mask(argparse.Namespace(mask=args.mask, rect=None), image)
     if mode == "inpaint":
         from openimagen.samplers import get_sampler
         from openimagen.samplers.resampling import with_resampling
@@ -88,7 +98,8 @@ def run_edit(args) -> int:
              "inpaint": lambda cb: pipe.inpaint(image, mask, request, callback=cb,
                                                 resample_jumps=args.resample_jumps, jump_length=args.jump_length),
              "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
-             "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb)}
+             "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb),
+             "restore": lambda cb: pipe.restore(image, args.kind, request, mask=mask, callback=cb)}
     try:
         return finish(args, pipe, request, model, calls[mode])
     except InvalidArgumentError as e:

@@ -370,6 +370,13 @@ class Pipeline:
 
         return upscale(self, images, prompts, stage=stage, fit=fit, callback=callback, **settings)
 
+    def restore(self, images, kind: str, prompts="", *, callback: Optional[Callable] = None,
+                **settings) -> PipelineOutput:
+        """Restoration of degraded images (denoise, deblur, jpeg, scratches): see :func:`openimagen.edit.restore`."""
+        from openimagen.edit import restore
+
+        return restore(self, images, kind, prompts, callback=callback, **settings)
+
     def mark(self, images: list) -> list:
         """``images`` with this pipeline's watermark (unchanged when it has none)."""
         return images if self.watermark is None else [self.watermark.embed(im) for im in images]
