@@ -52,6 +52,9 @@ def cases():
          "-o", "{root}/e.png"),
         ("edit", "inpaint", "{root}/good.png", "--rect", "1,1,9,9", "--jump-length", "-2", "--model", M,
          "-o", "{root}/e.png"),
+        ("edit", "restore", "{root}/good.png", "--kind", "sharpen", "--model", M, "-o", "{root}/e.png"),
+        ("edit", "restore", "{root}/good.png", "--kind", "scratches", "--mask", "{root}/image.png", "--model", M,
+         "-o", "{root}/e.png"),
         # info, watermark
         ("info", "--model", N),
         ("info", "--model", "{root}/notes"),
