@@ -2,6 +2,7 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from openimagen.errors import ConfigError, UnknownNameError
 from openimagen.nn import PRESETS, EfficientUNet, UNetConfig, count_parameters, get_preset
@@ -56,7 +57,29 @@ def test_preset_overrides():
 ])
 def test_inconsistent_configs_raise(bad, match):
     with pytest.raises(ConfigError, match=match):
+        get_preset("small-cpu", **bad)
+    with pytest.raises(ConfigError, match=match):
+        UNetConfig.from_dict({**PRESETS["small-cpu"].to_dict(), **bad})
+    with pytest.raises(ValueError, match=match):          # built directly: pydantic's error, same message inside
         dataclasses.replace(PRESETS["small-cpu"], **bad)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True) | st.text(max_size=6),
+                     lambda c: st.lists(c, max_size=4), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(UNetConfig)]), _json, max_size=4))
+def test_any_field_values_build_or_fail_in_one_line_naming_a_field(d):
+    """Every UNetConfig field, any JSON value: a valid config or one ConfigError line naming a field."""
+    try:
+        cfg = UNetConfig.from_dict(d)
+    except ConfigError as e:
+        msg = str(e)
+        assert "\n" not in msg
+        assert any(f.name in msg for f in dataclasses.fields(UNetConfig)) or "level" in msg
+        return
+    assert cfg.validate() is cfg and UNetConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_lists_become_tuples():

@@ -9,37 +9,41 @@ so every checkpoint can store the exact architecture it was trained with.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, Strict, StrictBool
+from pydantic.dataclasses import dataclass
 
 from openimagen.errors import ConfigError, UnknownNameError
+from openimagen.validation import PlainNumber
 
 TEXT_POOLINGS = ("attention", "mean")
 
+# Field types with their ranges, checked by the project's one validating mechanism (pydantic) when a config is built
+Size = Annotated[int, Field(ge=1, le=1 << 16), PlainNumber, Strict()]
+Levels = tuple[Annotated[int, Field(ge=0, le=64), PlainNumber, Strict()], ...]      # level indices or counts
+Positive = tuple[Annotated[int, Field(ge=1, le=1 << 10), PlainNumber, Strict()], ...]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class UNetConfig:
-    image_size: int = 32                            # output side H = W the stage is trained at
-    in_channels: int = 3                            # image channels (the SR low-res image has the same)
-    out_channels: int = 3                           # channels of the raw output F
-    base_channels: int = 32                         # width of level 0; level i has base * channel_mults[i]
-    channel_mults: tuple[int, ...] = (1, 2, 4)      # one multiplier per resolution level (level i at H / 2**i)
-    num_res_blocks: tuple[int, ...] = (1, 2, 2)     # ResBlocks per DBlock and per UBlock, one per level
-    cross_attn_levels: tuple[int, ...] = (1, 2)     # levels with text cross-attention
-    self_attn_levels: tuple[int, ...] = ()          # levels with self-attention (text tokens join its keys)
-    head_dim: int = 32                              # channels per attention head
-    text_dim: int = 384                             # width of the frozen text encoder's tokens (MiniLM: 384)
-    num_null_tokens: int = 8                        # length of the learned null text (classifier-free guidance)
-    text_pooling: str = "attention"                 # "attention" | "mean": pooled text added to the noise embedding
-    lowres_cond: bool = False                       # super-resolution stage: concat upsampled low-res image, embed c_aug
-    dropout: float = 0.0                            # dropout inside every ResBlock
-    emb_mult: int = 4                               # embedding (and text context) width = base_channels * emb_mult
+    image_size: Size = 32                           # output side H = W the stage is trained at
+    in_channels: Size = 3                           # image channels (the SR low-res image has the same)
+    out_channels: Size = 3                          # channels of the raw output F
+    base_channels: Size = 32                        # width of level 0; level i has base * channel_mults[i]
+    channel_mults: Positive = (1, 2, 4)             # one multiplier per resolution level (level i at H / 2**i)
+    num_res_blocks: Positive = (1, 2, 2)            # ResBlocks per DBlock and per UBlock, one per level
+    cross_attn_levels: Levels = (1, 2)              # levels with text cross-attention
+    self_attn_levels: Levels = ()                   # levels with self-attention (text tokens join its keys)
+    head_dim: Size = 32                             # channels per attention head
+    text_dim: Size = 384                            # width of the frozen text encoder's tokens (MiniLM: 384)
+    num_null_tokens: Size = 8                       # length of the learned null text (classifier-free guidance)
+    text_pooling: Literal[TEXT_POOLINGS] = "attention"   # "attention" | "mean": pooled text added to the noise emb.
+    lowres_cond: StrictBool = False                 # super-resolution stage: concat upsampled low-res image, embed c_aug
+    dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0   # in ResBlocks
+    emb_mult: Size = 4                              # embedding (and text context) width = base_channels * emb_mult
 
     def __post_init__(self):
-        for name in ("channel_mults", "num_res_blocks", "cross_attn_levels", "self_attn_levels"):
-            value = getattr(self, name)
-            if isinstance(value, list):  # accept lists (from JSON or by hand), store tuples
-                object.__setattr__(self, name, tuple(value))
         self.validate()
 
     # ------------------------------------------------------------------ derived sizes
@@ -67,8 +71,7 @@ class UNetConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "UNetConfig":
-        """Raise :class:`ConfigError` on a wrong type or an inconsistent value; return self."""
-        _check_types(self)
+        """Raise :class:`ConfigError` on an inconsistent value (types and ranges are the fields' own); return self."""
         n = self.num_levels
         if n < 1:
             raise ConfigError("channel_mults must name at least one level")
@@ -105,35 +108,26 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`, missing ones take defaults."""
+        """Inverse of :meth:`to_dict`; unknown keys, wrong types and ranges raise a one-line :class:`ConfigError`
+        naming the key (missing keys take defaults)."""
         if not isinstance(d, dict):
             raise ConfigError(f"UNetConfig.from_dict expects a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in known:
-                raise ConfigError(f"unknown UNetConfig key {key!r}; valid: {', '.join(sorted(known))}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        _check_keys(d)
+        return build(lambda: cls(**d), d)
 
 
-_INT_TUPLES = ("channel_mults", "num_res_blocks", "cross_attn_levels", "self_attn_levels")
+def _check_keys(d: dict) -> None:
+    known = {f.name for f in dataclasses.fields(UNetConfig)}
+    for key in d:
+        if key not in known:
+            raise ConfigError(f"unknown UNetConfig key {key!r}; valid: {', '.join(sorted(known))}")
 
 
-def _check_types(cfg: UNetConfig) -> None:
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if f.name in _INT_TUPLES:
-            ok = isinstance(v, tuple) and all(isinstance(e, int) and not isinstance(e, bool) for e in v)
-            expected = "a tuple of ints"
-        elif f.name == "text_pooling":
-            ok, expected = isinstance(v, str), "a string"
-        elif f.name == "lowres_cond":
-            ok, expected = isinstance(v, bool), "a bool"
-        elif f.name == "dropout":
-            ok, expected = isinstance(v, (int, float)) and not isinstance(v, bool), "a float"
-        else:
-            ok, expected = isinstance(v, int) and not isinstance(v, bool), "an int"
-        if not ok:
-            raise ConfigError(f"UNetConfig.{f.name} must be {expected}, got {v!r}")
+def build(make, data: dict) -> UNetConfig:
+    """``make()`` with pydantic's ValidationError as a one-line ConfigError naming the field."""
+    from openimagen.validation import checked
+
+    return checked(make, ConfigError, data)
 
 
 # ---------------------------------------------------------------------- presets
@@ -168,8 +162,5 @@ def get_preset(name: str, **overrides: Any) -> UNetConfig:
     """Return the named preset, with ``overrides`` applied via ``dataclasses.replace``."""
     if name not in PRESETS:
         raise UnknownNameError("U-Net preset", name, PRESETS)
-    known = {f.name for f in dataclasses.fields(UNetConfig)}
-    for key in overrides:
-        if key not in known:
-            raise ConfigError(f"unknown UNetConfig key {key!r}; valid: {', '.join(sorted(known))}")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    _check_keys(overrides)
+    return build(lambda: dataclasses.replace(PRESETS[name], **overrides), overrides)
