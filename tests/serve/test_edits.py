@@ -65,8 +65,21 @@ def test_an_openai_style_transparent_mask_marks_the_area_to_edit(client):
     assert np.array_equal(got[:, 16:], orig[:, 16:]) and not np.array_equal(got[:, :16], orig[:, :16])
 
 
+def test_inpainting_with_resampling_jumps(client):
+    image, mask = photo(32, 32, seed=3), Image.new("L", (32, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    r = post(client, image, mask, prompt="x", resample_jumps=2, jump_length=1)
+    assert r.status_code == 200, r.text
+    got = np.asarray(decoded(r.json()["data"][0]).convert("RGB"))
+    keep = np.ones((32, 32), bool)
+    keep[8:24, 8:24] = False
+    assert np.array_equal(got[keep], np.asarray(image)[keep]) and r.json()["openimagen"]["edit"]["resample_jumps"] == 2
+
+
 @pytest.mark.parametrize("mode, form, size", [("img2img", {"strength": 0.0, "fit": "center_crop"}, (32, 32)),
-                                              ("upscale", {}, (32, 32)), ("outpaint", {"border": 4}, (32, 32))])
+                                              ("upscale", {}, (32, 32)), ("outpaint", {"border": 4}, (32, 32)),
+                                              ("restore", {"kind": "denoise"}, (32, 32)),
+                                              ("restore", {"kind": "scratches"}, (32, 32))])
 def test_each_mode(client, mode, form, size):
     r = post(client, photo(32, 32, seed=2), mode=mode, n=2, **form)
     assert r.status_code == 200, r.text
@@ -82,6 +95,10 @@ def test_each_mode(client, mode, form, size):
     ({"image": ("x.png", None, "image/png")}, {"mode": "inpaint"}, 422, "mode inpaint needs a mask file"),
     ({"image": ("x.png", None, "image/png")}, {"strength": "2"}, 422, "strength"),
     ({"image": ("x.png", None, "image/png")}, {"mode": "warp"}, 422, "mode"),
+    ({"image": ("x.png", None, "image/png")}, {"mode": "restore"}, 422, "mode restore needs kind"),
+    ({"image": ("x.png", None, "image/png")}, {"mode": "restore", "kind": "sharpen"}, 422, "kind"),
+    ({"image": ("x.png", None, "image/png"), "mask": ("m.png", None, "image/png")}, {"resample_jumps": "50"}, 422,
+     "resample_jumps"),
     ({"image": ("x.png", None, "image/png")}, {"steps": "100000"}, 422, "steps"),
     ({"image": ("x.png", None, "image/png"), "mask": ("m.png", "SQUARE", "image/png")}, {}, 422,
      "the mask is 10x10 but the image is 45x27"),

@@ -3,8 +3,10 @@ images API's edits route), through the same queue, limits, auth, policy and wate
 
 Form fields: ``image`` (file: PNG, JPEG, WebP; alpha composited on white), ``mask`` (optional file: white =
 repaint, or, as OpenAI sends it, an image with alpha whose fully transparent pixels = repaint), ``prompt``
-(default "": unconditional), ``mode`` (``inpaint`` when a mask is sent, else ``img2img``; also ``outpaint`` and
-``upscale``), ``n``, ``response_format``, and openimagen's ``strength`` (img2img), ``border`` (outpaint),
+(default "": unconditional), ``mode`` (``inpaint`` when a mask is sent, else ``img2img``; also ``outpaint``,
+``upscale`` and ``restore``), ``n``, ``response_format``, and openimagen's ``strength`` (img2img), ``border``
+(outpaint), ``kind`` (restore: denoise, deblur, jpeg or scratches; a mask, if sent, marks the scratches),
+``resample_jumps`` and ``jump_length`` (inpaint: RePaint's resampling, at most 10 times the steps),
 ``fit`` (img2img/upscale: ``center_crop`` or ``pad``), ``seed``, ``steps``, ``guidance``, ``sampler``,
 ``adapter``/``adapter_scale``. The response is the generation route's: images with their PNG records (which
 include the edit), seeds, resolved settings. An edit runs alone (it is never batched with other requests).
@@ -21,7 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline import GenerationRequest
 
-MODES = ("img2img", "inpaint", "outpaint", "upscale")
+MODES = ("img2img", "inpaint", "outpaint", "upscale", "restore")
+RESTORE_KINDS = ("denoise", "deblur", "jpeg", "scratches")
 MAX_SIDE = 4096        # uploaded images larger than this on a side are refused (memory)
 
 
@@ -66,11 +69,16 @@ def add_edit_route(app, svc) -> None:
                     steps: Optional[int] = Form(None, ge=1, le=svc.config.max_steps),
                     guidance: Optional[float] = Form(None, ge=0, le=100), sampler: Optional[str] = Form(None),
                     adapter: Optional[str] = Form(None), adapter_scale: float = Form(1.0, ge=-10, le=10),
+                    kind: Optional[Literal[RESTORE_KINDS]] = Form(None),
+                    resample_jumps: int = Form(1, ge=1, le=10), jump_length: int = Form(10, ge=1, le=1000),
                     response_format: Literal["b64_json", "url"] = Form("b64_json"),
                     key: Optional[str] = limited):
         mode = mode or ("inpaint" if mask is not None else "img2img")
         if mode == "inpaint" and mask is None:
             raise svc.reject("invalid", ApiError(422, "mode inpaint needs a mask file", param="mask"))
+        if mode == "restore" and kind is None:
+            raise svc.reject("invalid", ApiError(422, f"mode restore needs kind: {', '.join(RESTORE_KINDS)}",
+                                                 param="kind"))
         picture = composite_on_white(decode_upload(await image.read(), "image"))
         repaint = to_mask(decode_upload(await mask.read(), "mask")) if mask is not None else None
         try:
@@ -87,7 +95,9 @@ def add_edit_route(app, svc) -> None:
             raise svc.reject("invalid", ApiError(422, str(e), param=_param(str(e)))) from None
         pipe = svc.pipe
         run = {"img2img": lambda cb: pipe.img2img(picture, req, strength=strength, fit=fit, callback=cb),
-               "inpaint": lambda cb: pipe.inpaint(picture, repaint, req, callback=cb),
+               "inpaint": lambda cb: pipe.inpaint(picture, repaint, req, callback=cb, resample_jumps=resample_jumps,
+                                                  jump_length=jump_length),
+               "restore": lambda cb: pipe.restore(picture, kind, req, mask=repaint, callback=cb),
                "outpaint": lambda cb: pipe.outpaint(picture, req, border=border, callback=cb),
                "upscale": lambda cb: pipe.upscale(picture, req, fit=fit, callback=cb)}[mode]
         out = await await_job(svc, svc.enqueue(req, run=run), request)

@@ -146,6 +146,7 @@ async function edit(ev) {
   if ($("edit-mask").files.length) form.append("mask", $("edit-mask").files[0]);
   if ($("edit-mode").value) form.append("mode", $("edit-mode").value);
   form.append("strength", $("edit-strength").value);
+  if ($("edit-mode").value === "restore") form.append("kind", $("edit-kind").value);
   for (const k of ["prompt", "n", "seed", "steps", "guidance", "sampler", "adapter", "adapter_scale"]) {
     if (body[k] !== undefined) form.append(k, body[k]);
   }
