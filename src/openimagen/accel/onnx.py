@@ -11,7 +11,8 @@ Layout of an export folder (``openimagen export-onnx MODEL -o DIR``):
 =================  ==========================================================================================
 ``<stage>.onnx``   one graph per stage, inputs ``x`` (B, C, R, R) float32, ``c_noise`` (B,) float32, ``text``
                    (B, L, D) float32, ``text_mask`` (B, L) bool, ``text_drop`` (B,) bool, and for
-                   super-resolution stages ``lowres`` (B, C, r, r) float32 and ``c_aug`` (B,) float32; output
+                   super-resolution stages ``lowres`` (B, C, r, r) float32 and ``c_aug`` (B,) float32, and for
+                   guidance-distilled students ``guidance`` (B,) float32; output
                    F (B, C, R, R) float32. The batch B is dynamic; L is the model's ``max_length``.
 ``onnx.json``      the source model's hash and each stage's weights sha256 (an export is refused for other
                    weights), opset, versions, and the parity measured at export (max |F_onnx - F_torch|)
@@ -52,8 +53,9 @@ class _Signature(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x, c_noise, text, text_mask, text_drop, lowres=None, c_aug=None):
-        return self.net(x, c_noise, text, text_mask, text_drop=text_drop, lowres=lowres, c_aug=c_aug)
+    def forward(self, x, c_noise, text, text_mask, text_drop, lowres=None, c_aug=None, guidance=None):
+        extra = {} if guidance is None else {"guidance": guidance}
+        return self.net(x, c_noise, text, text_mask, text_drop=text_drop, lowres=lowres, c_aug=c_aug, **extra)
 
 
 def example_inputs(stage, batch: int, max_length: int, generator: Optional[torch.Generator] = None) -> tuple:
@@ -67,7 +69,16 @@ def example_inputs(stage, batch: int, max_length: int, generator: Optional[torch
     if cfg.is_super_resolution:
         r = cfg.lowres_resolution
         args += [torch.randn(batch, C, r, r, generator=g), torch.rand(batch, generator=g) * 2 - 1]
+    if cfg.unet.guidance_cond:
+        args += [None, None] if not cfg.is_super_resolution else []
+        args.append(torch.rand(batch, generator=g) * 8)
     return tuple(args)
+
+
+def input_names(stage) -> tuple:
+    """The graph's input names for ``stage`` (a guidance-distilled student's end with ``guidance``)."""
+    names = SR_INPUTS if stage.config.is_super_resolution else BASE_INPUTS
+    return names + ("guidance",) if stage.config.unet.guidance_cond else names
 
 
 @contextlib.contextmanager
@@ -91,10 +102,12 @@ def export_stage(stage, path, *, max_length: int, opset: int = OPSET) -> float:
     import onnxruntime as ort
 
     net = _Signature(stage.denoiser.net).float().cpu().eval()
-    names = SR_INPUTS if stage.config.is_super_resolution else BASE_INPUTS
+    names = input_names(stage)
     args = example_inputs(stage, 2, max_length, torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {n: {0: batch} for n in names}
+    if stage.config.unet.guidance_cond and not stage.config.is_super_resolution:
+        dynamic = {**dynamic, "lowres": None, "c_aug": None}
     path = Path(path)
     try:
         with warnings.catch_warnings(), torch.no_grad(), _quiet("torch.onnx", "torch.export", "torch._dynamo"):
@@ -110,7 +123,7 @@ def export_stage(stage, path, *, max_length: int, opset: int = OPSET) -> float:
         inputs = example_inputs(stage, b, max_length, torch.Generator().manual_seed(b))
         with torch.no_grad():
             ref = net(*inputs)
-        got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+        got = session.run(None, {n: t.numpy() for n, t in zip(names, [i for i in inputs if i is not None])})[0]
         worst = max(worst, float((torch.from_numpy(got) - ref).abs().max()))
     return worst
 
@@ -134,7 +147,7 @@ def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET) -> di
         for name, stage in zip(pipe.config.stages, pipe.stages):
             parity = export_stage(stage, tmp / f"{name}.onnx", max_length=pipe.config.max_length, opset=opset)
             stages[name] = {"weights_sha256": _weights_id(stage), "parity_max_abs": parity,
-                            "inputs": list(SR_INPUTS if stage.config.is_super_resolution else BASE_INPUTS)}
+                            "inputs": list(input_names(stage))}
         meta = {"format": 1, "model_hash": pipe.model_hash, "max_length": pipe.config.max_length, "opset": opset,
                 "torch": torch.__version__, "onnxruntime": ort.__version__, "stages": stages}
         write_json(tmp / META, meta)
@@ -161,13 +174,14 @@ class OnnxNet(nn.Module):
         self.path, self.names = str(path), tuple(names)
         self.session = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
 
-    def forward(self, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None):
+    def forward(self, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None, guidance=None):
         B = x.shape[0]
         if text_drop is None:
             text_drop = torch.zeros(B, dtype=torch.bool)
         values = {"x": x, "c_noise": c_noise.reshape(-1).expand(B), "text": text, "text_mask": text_mask,
                   "text_drop": text_drop.reshape(-1).expand(B), "lowres": lowres,
-                  "c_aug": None if c_aug is None else c_aug.reshape(-1).expand(B)}
+                  "c_aug": None if c_aug is None else c_aug.reshape(-1).expand(B),
+                  "guidance": None if guidance is None else guidance.reshape(-1).expand(B)}
         feed = {n: values[n].detach().to("cpu", torch.bool if n in ("text_mask", "text_drop") else torch.float32)
                 .contiguous().numpy() for n in self.names}
         return torch.from_numpy(self.session.run(None, feed)[0])

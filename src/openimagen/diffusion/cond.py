@@ -24,6 +24,7 @@ class Cond:
     neg_text: Optional[torch.Tensor] = None   # (B, L, D) negative prompts' tokens (guidance's other branch)
     neg_mask: Optional[torch.Tensor] = None   # (B, L) bool
     neg_drop: Optional[torch.Tensor] = None   # (B,) bool, True: that sample's negative prompt is the null text
+    guidance: Optional[torch.Tensor] = None   # (B,) float: the guidance weight w, input of a guidance-distilled net
 
     @property
     def batch_size(self) -> int:

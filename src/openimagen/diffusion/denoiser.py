@@ -70,8 +70,9 @@ class Denoiser(nn.Module):
             aug = aug.to(s.dtype)
             lowres = (cond.lowres.to(x.dtype) * append_dims((1 + aug * aug).rsqrt(), cond.lowres.ndim)).to(self.dtype)
             c_aug = noise_input(aug).to(self.dtype)
+        extra = {} if cond.guidance is None else {"guidance": cond.guidance.to(self.dtype)}
         f = self.net((c.c_in * x).to(self.dtype), c.c_noise.reshape(-1).to(self.dtype), cond.text.to(self.dtype),
-                     cond.mask, text_drop=cond.drop, lowres=lowres, c_aug=c_aug)
+                     cond.mask, text_drop=cond.drop, lowres=lowres, c_aug=c_aug, **extra)
         return f, c
 
     def forward(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:

@@ -14,6 +14,8 @@ Thresholding is applied to x0_hat in exactly one place (``Thresholded``):
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from openimagen.diffusion.cond import Cond
@@ -36,6 +38,24 @@ class ClassifierFreeGuidance:
         x0 = self.denoiser(torch.cat([x, x]), torch.cat([s, s]), both)   # (2B, C, H, W)
         x0_c, x0_u = x0[:b], x0[b:]
         return x0_u + self.scale * (x0_c - x0_u)
+
+
+class EmbeddedGuidance:
+    """Guidance of a guidance-distilled student (Meng et al. 2023, Sec. 3.1): ONE forward pass with the weight w
+    as the network's input (``Cond.guidance``), in place of the teacher's cond + uncond pair. With negative
+    prompts the student runs at w = 1 (its conditional estimate) in both branches and classifier-free guidance
+    combines them as for a teacher, since the student never saw negative prompts in distillation."""
+
+    def __init__(self, denoiser: DenoiserFn, scale: float):
+        if not scale >= 0:
+            raise InvalidArgumentError(f"guidance must be >= 0, got {scale}")
+        self.denoiser, self.scale = denoiser, float(scale)
+
+    def __call__(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
+        if cond.neg_text is not None:
+            return ClassifierFreeGuidance(EmbeddedGuidance(self.denoiser, 1.0), self.scale)(x, sigma, cond)
+        w = torch.full((x.shape[0],), self.scale, dtype=torch.float32, device=x.device)
+        return self.denoiser(x, sigma, replace(cond, guidance=w))
 
 
 def static_threshold(x0: torch.Tensor) -> torch.Tensor:
@@ -68,6 +88,8 @@ class Thresholded:
 
 
 def guided(denoiser: DenoiserFn, guidance: float = 1.0, threshold: str = "dynamic",
-           percentile: float = 0.995) -> DenoiserFn:
-    """The denoiser a sampler should run: guidance first, then thresholding of the guided x0."""
-    return Thresholded(ClassifierFreeGuidance(denoiser, guidance), threshold, percentile)
+           percentile: float = 0.995, embedded: bool = False) -> DenoiserFn:
+    """The denoiser a sampler should run: guidance first (``embedded``: a guidance-distilled student's single
+    pass, :class:`EmbeddedGuidance`), then thresholding of the guided x0."""
+    inner = EmbeddedGuidance(denoiser, guidance) if embedded else ClassifierFreeGuidance(denoiser, guidance)
+    return Thresholded(inner, threshold, percentile)

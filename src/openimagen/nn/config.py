@@ -42,6 +42,7 @@ class UNetConfig:
     lowres_cond: StrictBool = False                 # super-resolution stage: concat upsampled low-res image, embed c_aug
     dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0   # in ResBlocks
     emb_mult: Size = 4                              # embedding (and text context) width = base_channels * emb_mult
+    guidance_cond: StrictBool = False               # guidance-distilled student: embed the guidance weight w too
 
     def __post_init__(self):
         self.validate()

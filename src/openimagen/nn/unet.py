@@ -9,7 +9,9 @@ Layout for levels 0..n-1 (level i at resolution H / 2**i, width ``base * channel
 
 The deepest level's DBlock and UBlock together play the role of the middle block. Every
 ResBlock is scale-shift conditioned on ``emb = MLP(fourier(c_noise)) + pooled text
-[+ MLP(fourier(c_aug))]`` (Imagen Sec. 2.1 and 2.5). The network maps tensors to a raw
+[+ MLP(fourier(c_aug))] [+ MLP(fourier(w))]`` (Imagen Sec. 2.1 and 2.5; the last term, for a guidance-distilled
+student, is Meng et al. 2023's guidance embedding, its output layer zero-initialised so that a student made
+from a teacher starts as exactly the teacher). The network maps tensors to a raw
 output F; whether F is eps, v or x0 is decided by the preconditioning wrapper.
 """
 from __future__ import annotations
@@ -37,6 +39,10 @@ class EfficientUNet(nn.Module):
         ch = [cfg.channels(i) for i in range(n)]
         self.noise_emb = NoiseEmbedding(cfg.fourier_dim, emb_dim)
         self.aug_emb = NoiseEmbedding(cfg.fourier_dim, emb_dim) if cfg.lowres_cond else None
+        self.guidance_emb = NoiseEmbedding(cfg.fourier_dim, emb_dim) if cfg.guidance_cond else None
+        if self.guidance_emb is not None:
+            nn.init.zeros_(self.guidance_emb.mlp[-1].weight)
+            nn.init.zeros_(self.guidance_emb.mlp[-1].bias)
         self.text = TextConditioner(cfg.text_dim, emb_dim, emb_dim, cfg.num_null_tokens, cfg.text_pooling, cfg.head_dim)
         self.stem = nn.Conv2d(cfg.in_channels * (2 if cfg.lowres_cond else 1), ch[0], 3, padding=1)
         self.down = nn.ModuleList(
@@ -61,14 +67,20 @@ class EfficientUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 text_drop: Optional[torch.Tensor] = None, lowres: Optional[torch.Tensor] = None,
-                c_aug: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Raw output F (B, out_channels, H, W); see the module docstring for the inputs."""
+                c_aug: Optional[torch.Tensor] = None, guidance: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Raw output F (B, out_channels, H, W); see the module docstring for the inputs (``guidance``: (B,) or a
+        scalar, the guidance weight w of a guidance-distilled student, ``config.guidance_cond``)."""
         self._check_inputs(x, c_noise, text, text_mask, lowres, c_aug)
+        if (guidance is None) == (self.guidance_emb is not None):
+            raise InvalidArgumentError("a guidance-distilled U-Net needs the guidance weight (and only it takes one)")
         B, _, H, W = x.shape
         ctx, ctx_mask, pooled = self.text(text, text_mask, text_drop)  # (B, S, D), (B, S), (B, E)
         emb = self.noise_emb(c_noise.reshape(-1).expand(B)) + pooled  # (B, E)
         if self.aug_emb is not None:
             emb = emb + self.aug_emb(c_aug.reshape(-1).expand(B))
+        if self.guidance_emb is not None:
+            emb = emb + self.guidance_emb(guidance.reshape(-1).expand(B))
+        if self.aug_emb is not None:
             if lowres.shape[-2:] != (H, W):
                 lowres = F.interpolate(lowres, size=(H, W), mode="bilinear", align_corners=False)
             x = torch.cat([x, lowres.to(x.dtype)], dim=1)  # (B, 2 * in_channels, H, W)

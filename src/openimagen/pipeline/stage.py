@@ -117,7 +117,8 @@ class Stage(nn.Module):
         x = randn(shape, generators, device, state) * sigmas[0].to(state)
         if init is not None:
             x = x + init.to(device, state)
-        den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile)
+        den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile,
+                     embedded=self.config.unet.guidance_cond)
         if batch_invariant and b > 1:
             den = PerSample(den)
         if wrap is not None:

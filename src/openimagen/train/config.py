@@ -154,6 +154,15 @@ class AdversarialSection:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class DistillSection:
+    """Distillation of init.model's stage into a student (openimagen.train.distill). ``guidance``: Meng et al.
+    2023's guidance distillation; the run's U-Net needs ``guidance_cond: true`` (stage.unet.overrides)."""
+    kind: _one_of("guidance") = "guidance"
+    guidance_min: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
+    guidance_max: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 8.0
+
+
+@dataclass(frozen=True, config=CONFIG)
 class InitSection:
     """Start from a trained stage instead of random weights (fine-tuning). The stage's U-Net, schedule and
     parameterization must equal the run's ``stage`` section; the source model is only read."""
@@ -174,6 +183,7 @@ class RunConfig:
     init: InitSection = field(default_factory=InitSection)
     lora: Optional[LoraSettings] = None           # set: train a LoRA adapter on init.model's stage (Hu et al. 2021)
     adversarial: Optional[AdversarialSection] = None   # set: add a discriminator's loss (SR stages only)
+    distill: Optional[DistillSection] = None      # set: distil init.model's stage into this run's student
     seed: NonNegInt = 0
     max_steps: Count = 1000
     # wall-clock budget of this process's training loop, in minutes: past it, finish the step, write a
@@ -243,6 +253,17 @@ class RunConfig:
         if self.lora is not None and self.distributed.strategy == "fsdp":
             raise ConfigError("lora trains a few adapter tensors and keeps the base frozen: use distributed.strategy "
                               "ddp (fsdp shards weights it would not train)")
+        if self.distill is not None:
+            if self.init.model is None:
+                raise ConfigError("distill needs the teacher: set init.model (\"default\" or an exported model)")
+            if not self.stage_config().unet.guidance_cond:
+                raise ConfigError("guidance distillation trains a student with a guidance input: set "
+                                  "stage.unet.overrides.guidance_cond: true")
+            if self.distill.guidance_min > self.distill.guidance_max:
+                raise ConfigError(f"distill.guidance_min ({self.distill.guidance_min}) must not exceed "
+                                  f"distill.guidance_max ({self.distill.guidance_max})")
+            if self.adversarial is not None or self.lora is not None:
+                raise ConfigError("distill trains a whole student: it does not combine with adversarial or lora")
         if self.adversarial is not None and not self.is_super_resolution:
             raise ConfigError("adversarial refines super-resolution stages: set stage.lowres_resolution")
         if self.adversarial is not None and self.distributed.strategy == "fsdp":

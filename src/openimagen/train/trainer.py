@@ -19,7 +19,7 @@ import contextlib
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +32,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from openimagen.diffusion.denoiser import Denoiser
 from openimagen.errors import ConfigError, TrainingError
 from openimagen.pipeline import Stage
-from openimagen.pipeline.io import check_output_dir
+from openimagen.pipeline.io import check_output_dir, load_state_into
 from openimagen.train import distributed
 from openimagen.train.checkpoint import (EMA as EMA_FILE, MODEL, OBJECTIVE, OPTIMISER, Checkpoint, check_compatible,
                                          checkpoint_dirs, restore_rng, rng_state, run_dir_of, save_checkpoint,
@@ -120,8 +120,19 @@ class Trainer:
         torch.manual_seed(cfg.seed)                                  # the same initial weights on every rank
         self.stage = Stage(self.stage_config)
         self.init_source = self.ckpt.state.get("init") if self.ckpt is not None else None
-        if cfg.init.model is not None and self.ckpt is None:         # fine-tuning: start from a trained stage
-            from openimagen.pipeline.io import load_state_into
+        self.teacher = None
+        if cfg.distill is not None:                                  # distillation: a frozen teacher, the student
+            from openimagen.train.init import init_weights           # starts as it (plus a zero guidance embedding)
+
+            teacher_config = replace(self.stage_config, unet=replace(self.stage_config.unet, guidance_cond=False))
+            source = init_weights(cfg, teacher_config, self.run_dir)
+            self.teacher = Stage(teacher_config)
+            load_state_into(self.teacher.denoiser.net, source.weights, Path(cfg.init.model))
+            if self.ckpt is None:
+                load_into_student(self.stage.denoiser.net, source.weights, Path(cfg.init.model))
+                self.monitor.write(source.describe() + "; distilling it into a student with a guidance input")
+                self.init_source = source.to_dict()
+        elif cfg.init.model is not None and self.ckpt is None:       # fine-tuning: start from a trained stage
             from openimagen.train.init import init_weights
 
             source = init_weights(cfg, self.stage_config, self.run_dir)
@@ -140,6 +151,13 @@ class Trainer:
         # torch.compile wraps the call path only: weights, state dicts and checkpoints stay the plain module's
         net = torch.compile(self.model) if cfg.train.compile else self.model
         self.denoiser = Denoiser(net, self.stage_config.param)
+        if objective is None and self.teacher is not None:
+            from openimagen.train.distill import GuidanceDistillationObjective
+
+            teacher = self.teacher.to(d.device).denoiser
+            objective = GuidanceDistillationObjective(
+                teacher, DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule),
+                cfg.distill.guidance_min, cfg.distill.guidance_max)
         if objective is None and cfg.adversarial is not None:
             if d.world > 1:
                 raise ConfigError("adversarial training runs in one process for now (the discriminator has no "
@@ -360,6 +378,30 @@ class Trainer:
         path = self.samples.grid(step, ema)
         distributed.barrier(self.dist)
         return path
+
+
+def load_into_student(net: torch.nn.Module, weights: dict, source: Path) -> None:
+    """A teacher's weights into a student that has the same network plus new, zero-initialised parts (the guidance
+    embedding): everything else must match exactly (names, shapes), the new parts keep their initial values."""
+    own = net.state_dict()
+    new = {k for k in own if k not in weights}
+    if any(not k.startswith("guidance_emb.") for k in new):
+        raise ConfigError(f"{source} is not this student's teacher: it lacks {sorted(new)[0]}")
+    load_state_into(_Without(net, new), weights, source)
+
+
+class _Without(torch.nn.Module):
+    """``net``'s state dict without the keys ``skip`` (a view for :func:`load_state_into`, which is strict)."""
+
+    def __init__(self, net: torch.nn.Module, skip: set):
+        super().__init__()
+        self.net, self.skip = net, skip
+
+    def state_dict(self, *args, **kwargs):
+        return {k: v for k, v in self.net.state_dict().items() if k not in self.skip}
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        return self.net.load_state_dict(state, strict=False)
 
 
 def train(cfg: RunConfig, *, run_dir=None, resume=None, objective: Optional[Objective] = None) -> TrainResult:
