@@ -42,6 +42,12 @@ def test_weights_match_recorded_hashes():
     assert found == recorded
 
 
+def test_model_hash_is_the_recorded_one(pipe):
+    """The hash every PNG record names (configs + weights): a code change that alters how configs serialise (e.g. a
+    new U-Net field written at its default) would make every earlier image's record point at another model."""
+    assert pipe.model_hash == (GOLDEN / "default_model_hash.txt").read_text().strip()
+
+
 def test_documented_stages_and_resolutions(pipe):
     assert pipe.config.stages == ("stage0_base", "stage1_sr")
     assert [st.config.resolution for st in pipe.stages] == [32, 64]
@@ -85,5 +91,6 @@ if __name__ == "__main__":       # after re-exporting the default model on purpo
     hashes = {p.relative_to(DEFAULT_MODEL_DIR).as_posix(): _sha256(p)
               for p in sorted(DEFAULT_MODEL_DIR.rglob("*.safetensors"))}
     (GOLDEN / "default_model_sha256.json").write_text(json.dumps(hashes, indent=1) + "\n")
+    (GOLDEN / "default_model_hash.txt").write_text(Pipeline.from_pretrained().model_hash + "\n")
     Pipeline.from_pretrained()([PROMPT], seed=0).images[0].save(GOLDEN / "default_seed0.png")
     print(f"wrote {GOLDEN / 'default_model_sha256.json'} and {GOLDEN / 'default_seed0.png'}")

@@ -107,3 +107,22 @@ def test_a_damaged_state_json_is_one_line_model_load_error(assets, tmp_path, edi
     path.write_text(json.dumps(state))
     with pytest.raises(ModelLoadError, match="is damaged or was edited: " + words):
         Checkpoint.read(path.parent)
+
+
+def test_a_checkpoint_from_before_a_new_unet_field_resumes(assets, tmp_path):
+    """A U-Net field added later (e.g. guidance_cond) reads as its default whether a checkpoint's stage config
+    names it or not."""
+    import json
+
+    from openimagen.train.checkpoint import checkpoint_dirs
+    from openimagen.train.trainer import train
+    from tests.train.conftest import run_config
+
+    cfg = run_config(assets, tmp_path / "run", max_steps=2)
+    train(cfg)
+    state_path = checkpoint_dirs(tmp_path / "run")[-1] / "state.json"
+    state = json.loads(state_path.read_text())
+    assert "guidance_cond" not in state["stage_config"]["unet"]            # written only when not the default
+    state["stage_config"]["unet"]["guidance_cond"] = False                  # as a checkpoint that wrote it does
+    state_path.write_text(json.dumps(state))
+    assert train(cfg.replace(max_steps=3), resume=tmp_path / "run").step == 3

@@ -18,6 +18,7 @@ from openimagen.errors import ConfigError, UnknownNameError
 from openimagen.validation import PlainNumber
 
 TEXT_POOLINGS = ("attention", "mean")
+LATER_FIELDS = ("guidance_cond",)       # fields added after the first model format: omitted from to_dict at default
 
 # Field types with their ranges, checked by the project's one validating mechanism (pydantic) when a config is built
 Size = Annotated[int, Field(ge=1, le=1 << 16), PlainNumber, Strict()]
@@ -103,9 +104,12 @@ class UNetConfig:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
+        """JSON-safe dict (tuples become lists). Fields added after format 1 (:data:`LATER_FIELDS`) are written only
+        when they differ from their default, so configs, and the model hashes made from them, of models that do not
+        use them stay what they were."""
         return {f.name: (list(v) if isinstance(v, tuple) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]
+                if not (f.name in LATER_FIELDS and v == f.default)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":

@@ -14,6 +14,7 @@ Only the last ``keep_last`` checkpoints are kept.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -30,6 +31,7 @@ from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
 from openimagen.pipeline.config import StageConfig
+from openimagen.nn.config import UNetConfig
 from openimagen.pipeline.io import file_sha256, load_weights
 from openimagen.validation import NonNegativeInt, PositiveInt, checked
 
@@ -149,8 +151,9 @@ def stage_differences(old: dict, new: dict, names: tuple[str, str] = ("checkpoin
     parameterization or resolutions, as ``field (NAME0 old, NAME1 new)``."""
     a_name, b_name = names
     diffs = []
+    defaults = {"unet": dataclasses.asdict(UNetConfig())}     # a field added later reads as its default in old configs
     for section in ("unet", "schedule", "param"):
-        a, b = old.get(section, {}), new[section]
+        a, b = {**defaults.get(section, {}), **old.get(section, {})}, {**defaults.get(section, {}), **new[section]}
         diffs += [f"{prefix}{section}.{k} ({a_name} {a.get(k)!r}, {b_name} {b.get(k)!r})"
                   for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     diffs += [f"{prefix}{k} ({a_name} {old.get(k)!r}, {b_name} {new[k]!r})" for k in ("resolution", "lowres_resolution")
