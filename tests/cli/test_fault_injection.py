@@ -87,6 +87,7 @@ def cases():
         ("bench", "--model", M, "--steps", "0"),
         ("bench", "--model", M, "--batch-sizes", "x"),
         ("serve", "--model", N),
+        ("serve", "--model", M, "--compile", "--lora", N),
     ]
 
 

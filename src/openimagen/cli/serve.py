@@ -36,6 +36,8 @@ def add_serve_parser(subparsers) -> None:
         p.add_argument(flag, dest=field, type=kind, default=None, help=text)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile every stage and warm it up before serving (minutes at start; faster after)")
     p.add_argument("--ray", action="store_true", help="run on Ray Serve (a local Ray instance, or RAY_ADDRESS)")
     p.add_argument("--replicas", type=int, default=1, help="with --ray: the most replicas autoscaling may start")
     p.add_argument("--lora", action="append", default=[], metavar="PATH",
@@ -75,13 +77,16 @@ def run_serve(args) -> int:
     from openimagen.errors import ModelLoadError
     from openimagen.lora import read_adapter
 
+    if args.compile and args.lora:
+        raise InvalidArgumentError("--compile and --lora do not combine: per-request adapters would recompile the "
+                                   "graphs (fuse an always-on adapter into an exported model instead)")
     for path in args.lora:                       # checked before the model loads
         try:
             read_adapter(path)
         except ModelLoadError as e:
             raise ModelLoadError(f"--lora: {e}") from None
     spec = dict(model=args.model, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
-                loras=[str(p) for p in args.lora])
+                loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None)
     if args.ray:
         from openimagen.serve.ray_app import run_ray
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import logging
 import re
+import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -433,17 +434,24 @@ def _progress_payload(event: dict) -> dict:
 
 def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "float32", config: Optional[dict] = None,
               keys: Optional[ApiKeys] = None, policy: Union[PromptPolicy, None, str] = "default",
-              loras: Sequence[str] = ()) -> FastAPI:
+              loras: Sequence[str] = (), compile: Optional[str] = None) -> FastAPI:
     """Load ``model`` (a directory; None: the shipped default) and make its app: what ``openimagen serve`` and the
     Ray Serve deployment run. ``config``: :class:`ServeConfig` values. ``loras``: LoRA adapter folders loaded
     onto the model (named by their folder), which a request picks with its ``adapter`` field; none runs unless
-    asked for."""
+    asked for. ``compile``: a torch.compile backend ("inductor") to compile and warm up every stage with before
+    serving (openimagen.accel.compile), or None."""
     import torch
 
     pipe = Pipeline.from_pretrained(model, device=device, dtype=getattr(torch, dtype))
     for path in loras:
         pipe.load_lora(path)
     pipe.set_loras({})
+    if compile is not None:
+        from openimagen.accel.compile import compile_stages
+
+        seconds = compile_stages(pipe, backend=compile)
+        print(f"openimagen: compiled every stage ({compile}) and warmed up in {seconds:.0f} s", file=sys.stderr,
+              flush=True)
     label = "default" if model is None else str(model)
     cfg = ServeConfig.build(**{"model_name": "openimagen-default" if model is None else Path(model).name,
                                **(config or {})})
