@@ -72,6 +72,10 @@ def test_cli_export_then_generate_with_onnx(tmp_path):
               "-o", str(tmp_path / "x.png"), "--no-progress", "--no-policy")
     assert gen.returncode == 0, gen.stderr[-2000:]
     assert (tmp_path / "x.png").stat().st_size > 0
+    bench = run("bench", "--model", str(model), "--onnx", str(tmp_path / "onnx"), "--steps", "2", "--batch-sizes", "1",
+                "--repeats", "1", "--out", str(tmp_path / "b.json"), "--no-progress")
+    assert bench.returncode == 0 and "runtime onnxruntime" in bench.stdout, bench.stderr[-2000:]
+    assert json.loads((tmp_path / "b.json").read_text())["settings"]["runtime"].startswith("onnxruntime")
     bad = run("generate", "a red circle", "--onnx", str(tmp_path / "onnx"), "--steps", "2",
               "-o", str(tmp_path / "y.png"), "--no-progress")       # the shipped model: other weights
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "other weights" in bad.stderr

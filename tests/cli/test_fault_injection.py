@@ -86,6 +86,8 @@ def cases():
         ("bench", "--model", N),
         ("bench", "--model", M, "--steps", "0"),
         ("bench", "--model", M, "--batch-sizes", "x"),
+        ("bench", "--model", M, "--onnx", N, "--compile"),
+        ("bench", "--model", M, "--onnx", N),
         ("serve", "--model", N),
         ("serve", "--model", M, "--compile", "--lora", N),
     ]

@@ -37,6 +37,10 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output path (default bench.json)")
     p.add_argument("--device", default="cpu", help="torch device, cpu or cuda[:N] (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--onnx", type=Path, default=None, metavar="DIR",
+                   help="time the ONNX Runtime path from DIR (openimagen export-onnx of this model)")
+    p.add_argument("--compile", action="store_true",
+                   help="time the torch.compile'd stages (compiled and warmed up first; minutes on a CPU)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run_bench)
 
@@ -73,13 +77,27 @@ def run_bench(args) -> int:
     device = _check_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.onnx is not None and args.compile:
+        raise InvalidArgumentError("--onnx and --compile are two different options; time one at a time")
     pipe = Pipeline.from_pretrained(args.model, device=device)
+    option = "eager"
+    if args.onnx is not None:
+        from openimagen.accel.onnx import use_onnx
+
+        use_onnx(pipe, args.onnx, threads=args.threads)
+        option = f"onnxruntime ({args.onnx})"
+    elif args.compile:
+        from openimagen.accel.compile import compile_stages
+
+        option = f"torch.compile (warm-up {compile_stages(pipe):.0f} s)"
     total = len(settings.samplers) * len(settings.steps) * len(settings.batch_sizes)
     with progress_bar(args.no_progress, total, "bench", unit="config") as update:
         result = bench_pipeline(pipe, settings, progress=update)
     result.settings["model"] = str(args.model) if args.model is not None else "default"
+    result.settings["runtime"] = option
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result.to_json(), indent=1) + "\n"))
     print(table(result))
-    print(f"medians over {settings.repeats} repeats after {settings.warmup} warm-up; device {result.settings['device']}, "
+    print(f"runtime {option}; medians over {settings.repeats} repeats after {settings.warmup} warm-up; "
+          f"device {result.settings['device']}, "
           f"{result.settings['threads']} threads; peak RSS from {result.settings['memory_method']}; wrote {args.out}")
     return 0

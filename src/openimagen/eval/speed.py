@@ -180,7 +180,7 @@ def bench_config(pipe, sampler: Optional[str], steps: Optional[int], b: int, set
 def bench_pipeline(pipe, settings: BenchSettings, progress: Optional[Callable] = None) -> BenchResult:
     """Measure every (sampler, steps, batch size); ``progress(1)`` after each."""
     settings.validate()
-    device = next(pipe.stages[0].parameters()).device
+    device = pipe.stages[0].device
     memory = PeakMemory(device)
     rows = []
     for sampler in settings.samplers:
