@@ -6,7 +6,6 @@ composited on white (as training does).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from openimagen.cli.generate import add_common_flags, check_strength_flag, finish, prepare
@@ -68,7 +67,12 @@ def _mask(args, image):
         if len(rect) != 4:
             raise InvalidArgumentError(f"--rect must be four integers left,top,right,bottom, got {args.rect!r}")
         return rect
-    mask = read_image(args.mask, "--mask: ")
+    return _mask_file(args.mask, image)
+
+
+def _mask_file(path, image):
+    """The ``--mask`` PNG, which must have the image's size."""
+    mask = read_image(path, "--mask: ")
     if mask.size != image.size:
         raise InvalidArgumentError(f"--mask is {mask.size[0]}x{mask.size[1]} but the image is "
                                    f"{image.size[0]}x{image.size[1]}; give a mask of the image's size")
@@ -83,13 +87,12 @@ def run_edit(args) -> int:
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
     if mode == "restore" and args.mask is not None:
-        mask = _mask(argparse.Namespace(mask=args.mask, rect=None), image)
+        mask = _mask_file(args.mask, image)
     if mode == "inpaint":
-        from openimagen.samplers import get_sampler
-        from openimagen.samplers.resampling import with_resampling
+        from openimagen.samplers.resampling import check_resampling
 
         try:
-            with_resampling(get_sampler("ddim"), args.jump_length, args.resample_jumps)
+            check_resampling(args.jump_length, args.resample_jumps)
         except InvalidArgumentError as e:
             name = "--jump-length" if str(e).startswith("jump_length") else "--resample-jumps"
             raise InvalidArgumentError(f"{name}: {e}") from None

@@ -58,13 +58,9 @@ def precompute_text_embeddings(captions: Sequence[str], encoder, out_dir: Union[
     tmp.mkdir()
     try:
         _write_table(unique, encoder, tmp, batch_size, progress)
-        if out.exists():                    # readers keep their mapped files: they are renamed away, not rewritten
-            old = out.with_name(f".{out.name}.old-{os.getpid()}-{threading.get_ident()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        from openimagen.pipeline.io import replace_folder   # readers keep their mapped files: renamed, not rewritten
+
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

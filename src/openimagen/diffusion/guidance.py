@@ -23,6 +23,16 @@ from openimagen.diffusion.denoiser import DenoiserFn, append_dims, as_batch_sigm
 from openimagen.errors import InvalidArgumentError, check_choice
 
 
+def guidance_branches(denoiser: DenoiserFn, x: torch.Tensor, sigma, cond: Cond) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0_c, x0_u), each (B, C, H, W): the conditional and the unconditional (or negative-prompt) estimates of
+    classifier-free guidance, from ONE batched forward pass of 2B."""
+    b = x.shape[0]
+    s = as_batch_sigma(sigma, x)
+    both = Cond.cat([cond.conditional(), cond.unconditional()])
+    x0 = denoiser(torch.cat([x, x]), torch.cat([s, s]), both)   # (2B, C, H, W)
+    return x0[:b], x0[b:]
+
+
 class ClassifierFreeGuidance:
     def __init__(self, denoiser: DenoiserFn, scale: float):
         if not scale >= 0:
@@ -32,11 +42,7 @@ class ClassifierFreeGuidance:
     def __call__(self, x: torch.Tensor, sigma, cond: Cond) -> torch.Tensor:
         if self.scale == 1.0:
             return self.denoiser(x, sigma, cond)
-        b = x.shape[0]
-        s = as_batch_sigma(sigma, x)
-        both = Cond.cat([cond.conditional(), cond.unconditional()])
-        x0 = self.denoiser(torch.cat([x, x]), torch.cat([s, s]), both)   # (2B, C, H, W)
-        x0_c, x0_u = x0[:b], x0[b:]
+        x0_c, x0_u = guidance_branches(self.denoiser, x, sigma, cond)
         return x0_u + self.scale * (x0_c - x0_u)
 
 

@@ -30,8 +30,7 @@ from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, squa
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
 from openimagen.pipeline.request import GenerationRequest
-from openimagen.samplers import get_sampler
-from openimagen.samplers.resampling import with_resampling
+from openimagen.samplers.resampling import check_resampling
 
 MaskInput = Union[Image.Image, torch.Tensor, Sequence[int]]
 
@@ -91,7 +90,7 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
     :class:`GenerationRequest`; keyword settings as for ``pipe(...)``); every stage runs, each inpainting at its
     resolution. ``resample_jumps`` > 1 samples every ``jump_length`` steps that many times (RePaint).
     ``out.edit = {"mode": "inpaint", "masked_fraction", "resample_jumps", "jump_length"}``."""
-    with_resampling(get_sampler("ddim"), jump_length, resample_jumps)          # checks both, before any work
+    check_resampling(jump_length, resample_jumps)                                 # before any work
     resample = (jump_length, resample_jumps) if resample_jumps > 1 else None
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     original = to_tensor(images)                                                  # (b, 3, H, W)

@@ -13,6 +13,7 @@ the loss curve), ``base.log`` and ``sr.log`` (the trainers' output).
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import yaml
 
 from openimagen.errors import ConfigError
 from openimagen.gpu.bundle import caption_digest, read_captions, recipe_prompts
+from openimagen.pipeline.io import atomic_write, write_json
 
 STAGES = ("base", "sr")
 
@@ -92,9 +94,10 @@ def text_cache(bundle: Path, work: Path, texts: list[str], max_length: int, devi
     return out
 
 
-def stage_config(bundle: Path, stage: str, work: Path, data: Path, cache: Path, minutes: float, tiny: bool) -> Path:
-    """Write the run config of ``stage``, filled in for this machine; returns its path."""
-    cfg = yaml.safe_load((bundle / "configs" / f"{stage}.yaml").read_text(encoding="utf-8"))
+def stage_config(cfg: dict, stage: str, work: Path, data: Path, cache: Path, minutes: float, tiny: bool) -> dict:
+    """The bundle's run config ``cfg`` of ``stage`` filled in for this machine (a new dict), written to
+    ``work/<stage>.yaml``."""
+    cfg = copy.deepcopy(cfg)
     cfg["data"]["path"] = str(data)
     cfg["text"]["cache_dir"] = str(cache)
     cfg["out"] = str(work / "runs" / stage)
@@ -104,9 +107,9 @@ def stage_config(bundle: Path, stage: str, work: Path, data: Path, cache: Path, 
         cfg["data"]["num_workers"] = 0
         cfg["log"].update(log_every=1, checkpoint_every=1)
         cfg["optimiser"]["warmup_steps"] = 1
-    path = work / f"{stage}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
+    atomic_write(work / f"{stage}.yaml",
+                 lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8"))
+    return cfg
 
 
 def train_stages(configs: dict, work: Path, out: Path, threads: int) -> dict:
@@ -172,13 +175,13 @@ def run_bundle(bundle, out, *, work=None, minutes: float = 7.0, total_minutes=No
                               f"{total_minutes:g} minutes; nothing left to train")
         minutes = min(minutes, left)
         report["minutes"] = round(minutes, 3)
-    configs = {s: stage_config(bundle, s, work, caches[s], cache, minutes, tiny) for s in STAGES}
+    filled = {s: stage_config(cfgs[s], s, work, caches[s], cache, minutes, tiny) for s in STAGES}
     threads = max(1, (os.cpu_count() or 2) // len(STAGES))
-    codes = train_stages(configs, work, out, threads)
+    codes = train_stages({s: work / f"{s}.yaml" for s in STAGES}, work, out, threads)
     t = phase("train", t)
     for s in STAGES:
         rows = _read_metrics(work / "runs" / s)
-        batch = cfgs[s]["train"]["batch_size"] if not tiny else 4
+        batch = filled[s]["train"]["batch_size"]
         last = rows[-1] if rows else {}
         report["stages"][s] = {
             "exit_code": codes[s], "steps": last.get("step", 0), "images_seen": last.get("step", 0) * batch,
@@ -196,5 +199,5 @@ def run_bundle(bundle, out, *, work=None, minutes: float = 7.0, total_minutes=No
     else:
         report["error"] = f"training failed (exit codes {codes}); see {', '.join(f'{s}.log' for s in STAGES)}"
     report["total_s"] = round(time.perf_counter() - t0, 2)
-    (out / "gpu_log.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "gpu_log.json", report)
     return report

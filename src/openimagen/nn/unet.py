@@ -76,11 +76,10 @@ class EfficientUNet(nn.Module):
         B, _, H, W = x.shape
         ctx, ctx_mask, pooled = self.text(text, text_mask, text_drop)  # (B, S, D), (B, S), (B, E)
         emb = self.noise_emb(c_noise.reshape(-1).expand(B)) + pooled  # (B, E)
-        if self.aug_emb is not None:
-            emb = emb + self.aug_emb(c_aug.reshape(-1).expand(B))
         if self.guidance_emb is not None:
             emb = emb + self.guidance_emb(guidance.reshape(-1).expand(B))
         if self.aug_emb is not None:
+            emb = emb + self.aug_emb(c_aug.reshape(-1).expand(B))
             if lowres.shape[-2:] != (H, W):
                 lowres = F.interpolate(lowres, size=(H, W), mode="bilinear", align_corners=False)
             x = torch.cat([x, lowres.to(x.dtype)], dim=1)  # (B, 2 * in_channels, H, W)

@@ -92,10 +92,15 @@ def atomic_write(path: Path, write) -> None:
 
 def replace_folder(tmp: Path, out: Path) -> None:
     """Put the complete folder ``tmp`` (written beside ``out``, same file system) in ``out``'s place: the old
-    ``out``, if any, goes only once the new one is whole (a crash before leaves the old one untouched)."""
-    if out.exists():
-        shutil.rmtree(out)
+    ``out``, if any, is renamed away first and deleted only once the new one is in place, so a crash leaves one of
+    them whole, and a process still reading the old files (memory-mapped, say) keeps reading them intact."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{id(tmp):x}")
+    os.replace(out, old)
     os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> None:
@@ -132,9 +137,14 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"weights file {path} is truncated or not a safetensors file ({e})") from None
 
 
-def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Copy ``state`` into ``module`` (casting dtype), naming what does not match."""
+def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path,
+                    keep_new: tuple[str, ...] = ()) -> None:
+    """Copy ``state`` into ``module`` (casting dtype), naming what does not match. ``keep_new``: prefixes of the
+    module's own tensors that ``state`` may lack (parts a derived network adds, e.g. a student's guidance
+    embedding); they keep their values, everything else must match exactly."""
     own = module.state_dict()
+    kept = {k for k in own if k not in state and k.startswith(keep_new)} if keep_new else set()
+    own = {k: v for k, v in own.items() if k not in kept}
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
              if k in state and state[k].shape != v.shape]
@@ -145,7 +155,7 @@ def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor], sou
                  if wrong else ""]
         raise ModelLoadError(f"{source} does not match its config: " + "; ".join(p for p in parts if p))
     check_weights(state, own, source)
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not kept)
 
 
 WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

@@ -27,13 +27,18 @@ def resampling_segments(steps: int, jump_length: int) -> list[tuple[int, int]]:
     return [(i, min(i + jump_length, steps)) for i in range(0, steps, jump_length)]
 
 
+def check_resampling(jump_length, jumps) -> None:
+    """InvalidArgumentError (naming ``jump_length`` or ``jumps``) unless both are integers >= 1."""
+    for name, value in (("jump_length", jump_length), ("jumps", jumps)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def with_resampling(sampler: Callable, jump_length: int, jumps: int) -> Callable:
     """``sampler`` with RePaint's resampling: each segment of ``jump_length`` steps is sampled ``jumps`` times,
     noised back up to its first noise level between tries (module docstring). Raises InvalidArgumentError for a
     jump_length or jumps below 1."""
-    for name, value in (("jump_length", jump_length), ("jumps", jumps)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+    check_resampling(jump_length, jumps)
     if jumps == 1:
         return sampler
 

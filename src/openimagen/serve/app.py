@@ -9,7 +9,6 @@ reaches a client.
 import asyncio
 import base64
 import logging
-import re
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ from typing import Optional, Sequence, Union
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 from fastapi.staticfiles import StaticFiles
 from limits import RateLimitItemPerMinute, storage, strategies
@@ -28,14 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openimagen.errors import InvalidArgumentError, OpenImagenError, PolicyError
 from openimagen.pipeline import GenerationRequest, Pipeline
-from openimagen.pipeline.config import SAMPLING_FIELDS
 from openimagen.pipeline.provenance import image_metadata, png_bytes
 from openimagen.safety import PromptPolicy, Watermark
 from openimagen.serve.auth import ApiKeys
 from openimagen.serve.config import ServeConfig
 from openimagen.serve.middleware import RequestMetrics
+from openimagen.serve.requests import ApiError, _param, to_generation_request
 from openimagen.serve.metrics import Metrics
-from openimagen.serve.schemas import ErrorResponse, ImagesRequest, ImagesResponse, StreamRequest, service_models
+from openimagen.serve.schemas import ErrorResponse, ImagesRequest, ImagesResponse, service_models
 from openimagen.serve.store import ImageStore
 from openimagen.serve.worker import Batcher, Cancelled, QueueFull
 from openimagen.validation import errors_one_line
@@ -45,74 +44,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 ERRORS = {**{s: {"model": ErrorResponse} for s in (400, 401, 404, 422, 429, 500, 503, 504)},
           413: {"description": "the body is larger than --max-body-bytes (Starlette's own plain-text answer)",
                 "content": {"text/plain": {}}}}
-
-
-class ApiError(Exception):
-    """An error answered as ``status`` with the OpenAI error body (``headers``: e.g. Retry-After)."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: Optional[str] = None,
-                 code: Optional[str] = None, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
-
-
-def _param(message: str) -> Optional[str]:
-    """The request field a one-line message starts with (``steps[1] should ...`` -> ``steps``), if any."""
-    m = re.match(r"(?:unknown field ')?([a-z_]+)", message)
-    return m.group(1) if m and (m.group(1) in StreamRequest.model_fields or message.startswith("unknown")) else None
-
-
-def to_generation_request(body: ImagesRequest, pipe: Pipeline, config: ServeConfig) -> GenerationRequest:
-    """The validated :class:`GenerationRequest` an HTTP body asks for (422 ApiError naming the field if not). The
-    service's limits are in the body's schema too (:func:`service_models`); they are checked again here for bodies
-    built in code."""
-    prompts = (body.prompt,)
-    if body.n > config.max_images:
-        raise ApiError(422, f"n may be at most {config.max_images} on this service, got {body.n}", param="n")
-    if body.model is not None and body.model != config.model_name:
-        raise ApiError(404, f"model {body.model!r} is not served here; this service serves {config.model_name!r} "
-                            f"(GET /v1/models)", param="model", code="model_not_found")
-    stop_at_stage = None
-    if body.size is not None:
-        sizes = [f"{r}x{r}" for r in pipe.resolutions]
-        if body.size not in sizes:
-            raise ApiError(422, f"size must be one of {', '.join(sizes)}, got {body.size!r}", param="size")
-        stop_at_stage = sizes.index(body.size)
-    per_stage = {name: v for name in SAMPLING_FIELDS if (v := getattr(body, name)) is not None}
-    loras = request_loras(pipe, body.adapter, body.adapter_scale)
-    try:
-        request = GenerationRequest(prompts=prompts, num_images_per_prompt=body.n, seed=body.seed,
-                                    negative_prompt=body.negative_prompt, stop_at_stage=stop_at_stage,
-                                    batch_invariant=body.batch_invariant, loras=loras, **per_stage)
-        settings = pipe.resolve(request)
-    except InvalidArgumentError as e:
-        raise ApiError(422, str(e), param=_param(str(e))) from None
-    check_limits(settings, config)
-    return request
-
-
-def request_loras(pipe: Pipeline, adapter: Optional[str], scale: float) -> dict:
-    """The request's LoRA set for an ``adapter`` field: {} for none, else {adapter: scale}; 422 if it is not
-    loaded on this service."""
-    if adapter is None:
-        return {}
-    if adapter not in pipe.loras.loaded:
-        loaded = ", ".join(pipe.loras.loaded) or "none"
-        raise ApiError(422, f"adapter {adapter!r} is not loaded on this service (loaded: {loaded})", param="adapter")
-    return {adapter: scale}
-
-
-def check_limits(settings, config: ServeConfig) -> None:
-    """422 when a stage would run more steps than the service allows."""
-    for i, s in enumerate(settings):
-        if s.steps > config.max_steps:
-            raise ApiError(422, f"steps[{i}] may be at most {config.max_steps} on this service, got {s.steps}",
-                           param="steps")
 
 
 class Service:

@@ -30,7 +30,7 @@ MAX_SIDE = 4096        # uploaded images larger than this on a side are refused 
 
 def decode_upload(data: bytes, field: str) -> Image.Image:
     """An uploaded file as a PIL image (not yet converted); ApiError 422 naming ``field`` if it is not one."""
-    from openimagen.serve.app import ApiError
+    from openimagen.serve.requests import ApiError
 
     try:
         image = Image.open(io.BytesIO(data))
@@ -54,7 +54,8 @@ def to_mask(image: Image.Image) -> Image.Image:
 
 def add_edit_route(app, svc) -> None:
     from openimagen.data.preprocess import composite_on_white
-    from openimagen.serve.app import ERRORS, ApiError, _param, await_job, check_limits, request_loras
+    from openimagen.serve.app import ERRORS, await_job
+    from openimagen.serve.requests import ApiError, _param, check_limits, request_loras
 
     limited = Depends(svc.rate_limited)
 

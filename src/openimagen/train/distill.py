@@ -16,10 +16,13 @@ the teacher). The student is the teacher's network plus a zero-initialised guida
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser, append_dims
+from openimagen.diffusion.guidance import guidance_branches
 from openimagen.samplers.noise import Generators, randn
 from openimagen.train.objective import TrainBatch
 from openimagen.train.step import DiffusionObjective, _rand
@@ -43,10 +46,8 @@ class GuidanceDistillationObjective:
         sigma = self.diffusion.schedule.noise_level(_rand(b, generator, dev))           # (B,)
         x = x0 + append_dims(sigma, x0.ndim) * randn(x0.shape, generator, dev, x0.dtype)
         with torch.no_grad():
-            both = Cond.cat([cond.conditional(), cond.unconditional()])
-            t = self.teacher(torch.cat([x, x]), torch.cat([sigma, sigma]), both)
-            x0_c, x0_u = t[:b], t[b:]
+            x0_c, x0_u = guidance_branches(self.teacher, x, sigma, cond)
             target = x0_u + append_dims(w, x0.ndim) * (x0_c - x0_u)
-        student = denoiser(x, sigma, Cond(**{**cond.__dict__, "guidance": w}))
+        student = denoiser(x, sigma, replace(cond, guidance=w))
         err = (student.float() - target.float()).pow(2).flatten(1).mean(1)              # (B,)
         return err * (sigma.float().pow(-2) + 1)

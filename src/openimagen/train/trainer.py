@@ -381,27 +381,9 @@ class Trainer:
 
 
 def load_into_student(net: torch.nn.Module, weights: dict, source: Path) -> None:
-    """A teacher's weights into a student that has the same network plus new, zero-initialised parts (the guidance
-    embedding): everything else must match exactly (names, shapes), the new parts keep their initial values."""
-    own = net.state_dict()
-    new = {k for k in own if k not in weights}
-    if any(not k.startswith("guidance_emb.") for k in new):
-        raise ConfigError(f"{source} is not this student's teacher: it lacks {sorted(new)[0]}")
-    load_state_into(_Without(net, new), weights, source)
-
-
-class _Without(torch.nn.Module):
-    """``net``'s state dict without the keys ``skip`` (a view for :func:`load_state_into`, which is strict)."""
-
-    def __init__(self, net: torch.nn.Module, skip: set):
-        super().__init__()
-        self.net, self.skip = net, skip
-
-    def state_dict(self, *args, **kwargs):
-        return {k: v for k, v in self.net.state_dict().items() if k not in self.skip}
-
-    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        return self.net.load_state_dict(state, strict=False)
+    """A teacher's weights into a student that has the same network plus a zero-initialised guidance embedding:
+    everything else must match exactly (names, shapes), the embedding keeps its initial values."""
+    load_state_into(net, weights, source, keep_new=("guidance_emb.",))
 
 
 def train(cfg: RunConfig, *, run_dir=None, resume=None, objective: Optional[Objective] = None) -> TrainResult:
