@@ -7,7 +7,7 @@ from openimagen.nn import EfficientUNet, get_preset
 from .helpers import build, make_inputs, select, tiny
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-sr", "small-cpu", "small-cpu-sr"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-sr", "small-cpu", "small-cpu-sr", "small-cpu-separable"])
 def test_output_shape_small_presets(name):
     cfg = get_preset(name)
     kw = make_inputs(cfg, batch=2)
@@ -183,3 +183,23 @@ def test_fullgraph_capture_matches_eager():
 def test_compile_inductor_fullgraph_matches_eager():
     """The real ``torch.compile`` (inductor, C++ codegen): about a minute on 2 cores."""
     _compiled_vs_eager("inductor")
+
+
+def test_separable_convs_are_depthwise_then_pointwise_and_cheaper():
+    """Issue 15, point 4: every 3x3 conv of the blocks becomes depthwise (groups = C_in) + 1x1; stem and output
+    conv stay dense; the separable preset has under 40% of the parameters; the flag stays out of older configs."""
+    std, sep = get_preset("small-cpu"), get_preset("small-cpu-separable")
+    assert "separable_convs" not in std.to_dict() and sep.to_dict()["separable_convs"] is True
+    a, b = EfficientUNet(std), EfficientUNet(sep)
+    block = b.down[1].res[0].conv1
+    assert isinstance(block, torch.nn.Sequential) and block[0].groups == block[0].in_channels == 64
+    assert block[0].kernel_size == (3, 3) and block[1].kernel_size == (1, 1)
+    assert b.down[1].down[0].stride == (2, 2) and b.up[1].up[0].groups > 1
+    assert isinstance(b.stem, torch.nn.Conv2d) and b.stem.groups == 1 and b.out_conv.groups == 1
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(b) < 0.4 * n(a)
+    kw = make_inputs(sep, batch=2)
+    b.out_conv.weight.data.normal_()
+    out = b(**kw)
+    out.square().mean().backward()
+    assert torch.isfinite(out).all() and all(p.grad is not None for p in b.down[1].res[0].conv1.parameters())
