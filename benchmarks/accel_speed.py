@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, base_parser, command_line, interleaved, load_average, machine_info,  # noqa: E402
-                    paired_speedup, setup_threads, summary, table, write_json)
+from common import (RESULTS, command_line, interleaved, load_average, machine_info,  # noqa: E402
+                    paired_speedup, start_run, summary, table, finish_run)
 
 import torch  # noqa: E402
 
@@ -27,11 +27,7 @@ DEMO = ["a red circle above a blue square", "two green stars", "a big yellow tri
 
 
 def main() -> None:
-    p = base_parser(__doc__.split("\n\n")[0], RESULTS / "accel_speed.json")
-    args = p.parse_args()
-    print(f"$ {command_line()}")
-    threads = setup_threads(args.threads)
-    rounds = args.rounds or (2 if args.quick else 7)
+    args, threads, rounds = start_run(__doc__, RESULTS / "accel_speed.json")
     from openimagen.accel.onnx import OnnxNet, example_inputs, export_onnx, use_onnx
     from openimagen.pipeline import Pipeline
 
@@ -91,8 +87,7 @@ def main() -> None:
                   f"{results['demo']['onnxruntime']['median_s']:.2f}",
                   f"{results['demo']['onnxruntime']['speedup_vs_eager']:.2f}x",
                   f"{results['demo']['max_abs_difference']:.1e}"]]))
-    results["load_after"] = load_average()
-    write_json(args.out, results)
+    finish_run(args.out, results)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,23 @@ def setup_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def start_run(doc: str, default_out: Path, quick_rounds: int = 2, full_rounds: int = 7
+              ) -> tuple[argparse.Namespace, int, int]:
+    """Parse the common flags, print the command, set the threads: the opening of a one-library benchmark.
+
+    Returns (args, threads, rounds); rounds is ``--rounds`` or ``quick_rounds``/``full_rounds`` by ``--quick``."""
+    args = base_parser(doc.split("\n\n")[0], default_out).parse_args()
+    print(f"$ {command_line()}")
+    threads = setup_threads(args.threads)
+    return args, threads, args.rounds or (quick_rounds if args.quick else full_rounds)
+
+
+def finish_run(out: Path, results: dict) -> None:
+    """Record the load average after the run and write the JSON atomically: the close of every benchmark."""
+    results["load_after"] = load_average()
+    write_json(out, results)
+
+
 @dataclass(frozen=True)
 class RunStart:
     """What a peer benchmark records about its start: command, threads, import shims, load."""

@@ -15,7 +15,9 @@ Layout of an export folder (``openimagen export-onnx MODEL -o DIR``):
                    guidance-distilled students ``guidance`` (B,) float32; output
                    F (B, C, R, R) float32. The batch B is dynamic; L is the model's ``max_length``.
 ``onnx.json``      the source model's hash and each stage's weights sha256 (an export is refused for other
-                   weights), opset, versions, and the parity measured at export (max |F_onnx - F_torch|)
+                   weights), opset, versions, and the parity measured at export (max |F_onnx - F_torch|);
+                   for an ``--int8`` export also the calibration prompts and each graph's measured int8 error
+                   (:mod:`openimagen.accel.quantize`)
 =================  ==========================================================================================
 """
 from __future__ import annotations
@@ -128,8 +130,10 @@ def export_stage(stage, path, *, max_length: int, opset: int = OPSET) -> float:
     return worst
 
 
-def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET) -> dict:
+def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET, int8: bool = False) -> dict:
     """Export every stage of ``pipe`` to ``out`` (see the module docstring); returns ``onnx.json``'s content.
+    ``int8`` also quantizes the graphs' convolutions to static int8, calibrated on real prompts
+    (:func:`openimagen.accel.quantize.quantize_export`; its record and measured error go into ``onnx.json``).
 
     Raises InvalidArgumentError if ``out`` exists (without ``overwrite``, or when it is not an ONNX export)."""
     import onnxruntime as ort
@@ -150,11 +154,28 @@ def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET) -> di
                             "inputs": list(input_names(stage))}
         meta = {"format": 1, "model_hash": pipe.model_hash, "max_length": pipe.config.max_length, "opset": opset,
                 "torch": torch.__version__, "onnxruntime": ort.__version__, "stages": stages}
+        if int8:
+            from openimagen.accel.quantize import quantize_export
+            meta = quantize_export(pipe, tmp, meta)
         write_json(tmp / META, meta)
         replace_folder(tmp, out)
         return meta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def graph_feed(names, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None, guidance=None) -> dict:
+    """The graph's feed for a call of F (``EfficientUNet.forward``'s arguments): the inputs ``names`` as CPU numpy
+    arrays, float32 (bool for the masks), per-sample scalars expanded to the batch B = ``x.shape[0]``."""
+    B = x.shape[0]
+    if text_drop is None:
+        text_drop = torch.zeros(B, dtype=torch.bool)
+    values = {"x": x, "c_noise": c_noise.reshape(-1).expand(B), "text": text, "text_mask": text_mask,
+              "text_drop": text_drop.reshape(-1).expand(B), "lowres": lowres,
+              "c_aug": None if c_aug is None else c_aug.reshape(-1).expand(B),
+              "guidance": None if guidance is None else guidance.reshape(-1).expand(B)}
+    return {n: values[n].detach().to("cpu", torch.bool if n in ("text_mask", "text_drop") else torch.float32)
+            .contiguous().numpy() for n in names}
 
 
 class OnnxNet(nn.Module):
@@ -175,15 +196,7 @@ class OnnxNet(nn.Module):
         self.session = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
 
     def forward(self, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None, guidance=None):
-        B = x.shape[0]
-        if text_drop is None:
-            text_drop = torch.zeros(B, dtype=torch.bool)
-        values = {"x": x, "c_noise": c_noise.reshape(-1).expand(B), "text": text, "text_mask": text_mask,
-                  "text_drop": text_drop.reshape(-1).expand(B), "lowres": lowres,
-                  "c_aug": None if c_aug is None else c_aug.reshape(-1).expand(B),
-                  "guidance": None if guidance is None else guidance.reshape(-1).expand(B)}
-        feed = {n: values[n].detach().to("cpu", torch.bool if n in ("text_mask", "text_drop") else torch.float32)
-                .contiguous().numpy() for n in self.names}
+        feed = graph_feed(self.names, x, c_noise, text, text_mask, text_drop, lowres, c_aug, guidance)
         return torch.from_numpy(self.session.run(None, feed)[0])
 
 

@@ -41,6 +41,8 @@ def add_bench_parser(subparsers) -> None:
                    help="time the ONNX Runtime path from DIR (openimagen export-onnx of this model)")
     p.add_argument("--compile", action="store_true",
                    help="time the torch.compile'd stages (compiled and warmed up first; minutes on a CPU)")
+    p.add_argument("--fast", action="store_true",
+                   help="time generate --fast's setup (ONNX Runtime, int8 convolutions; built once into the cache)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run_bench)
 
@@ -77,8 +79,8 @@ def run_bench(args) -> int:
     device = _check_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.onnx is not None and args.compile:
-        raise InvalidArgumentError("--onnx and --compile are two different options; time one at a time")
+    if (args.onnx is not None) + args.compile + args.fast > 1:
+        raise InvalidArgumentError("--onnx, --compile and --fast are different options; time one at a time")
     pipe = Pipeline.from_pretrained(args.model, device=device)
     option = "eager"
     if args.onnx is not None:
@@ -86,6 +88,11 @@ def run_bench(args) -> int:
 
         use_onnx(pipe, args.onnx, threads=args.threads)
         option = f"onnxruntime ({args.onnx})"
+    elif args.fast:
+        from openimagen.accel.fast import use_fast
+
+        use_fast(pipe, threads=args.threads)
+        option = "fast (onnxruntime, int8 convolutions)"
     elif args.compile:
         from openimagen.accel.compile import compile_stages
 

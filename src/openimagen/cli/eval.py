@@ -54,6 +54,9 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--score-folder", type=Path, default=None, help="score the images in this folder, named "
                                                                    "<prompt id>.png or <prompt id>_<k>.png, instead of generating")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--onnx", type=Path, default=None, metavar="DIR",
+                   help="run the networks through ONNX Runtime from DIR (openimagen export-onnx of --model, "
+                        "float32 or --int8)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.add_argument("--sweep-steps", default=None, help="quality versus steps: comma-separated step counts, e.g. "
                                                        "4,8,16,32; runs the evaluation for every (sampler, steps) pair")
@@ -145,10 +148,10 @@ def evaluate_suite(args, pipe, out: Path, *, sampler: Optional[str] = None, step
     if args.suite in REAL_SUITES:
         result = evaluate_fidelity(pipe, args.suite, settings, out, data=args.data, inception_path=args.inception,
                                    progress=progress, device=args.device)
-        result.settings.update(model=str(args.model), device=args.device)
+        result.settings.update(model=str(args.model), device=args.device, onnx=args.onnx and str(args.onnx))
         return result, result.headline()
     result = evaluate_pipeline(pipe, _prompt_sets(args), settings, out, progress=progress)
-    result.settings.update(model=str(args.model), device=args.device, suite=args.suite,
+    result.settings.update(model=str(args.model), device=args.device, onnx=args.onnx and str(args.onnx), suite=args.suite,
                            prompts=args.prompts or f"shipped:{args.split}")
     return result, {"alignment": result.overall["overall"]}
 
@@ -157,7 +160,12 @@ def _load_pipeline(args):
     from openimagen.cli.generate import _check_device
     from openimagen.pipeline import Pipeline
 
-    return Pipeline.from_pretrained(args.model, device=_check_device(args.device))
+    pipe = Pipeline.from_pretrained(args.model, device=_check_device(args.device))
+    if args.onnx is not None:
+        from openimagen.accel.onnx import use_onnx
+
+        use_onnx(pipe, args.onnx)
+    return pipe
 
 
 def run_eval(args) -> int:
@@ -217,7 +225,7 @@ def run_sweep(args) -> int:
 
     with progress_bar(args.no_progress, len(samplers) * len(steps), "sweep", unit="run") as update:
         result = sweep(run, samplers, steps, nfe, progress=update)
-    result.settings.update(model=str(args.model), device=args.device, suite=args.suite, seed=args.seed,
+    result.settings.update(model=str(args.model), device=args.device, onnx=args.onnx and str(args.onnx), suite=args.suite, seed=args.seed,
                            prompts=args.prompts or f"shipped:{args.split}", limit=args.limit,
                            images_per_prompt=args.images_per_prompt, images_per_run=per_run, guidance=args.guidance,
                            aug_level=args.aug_level)

@@ -65,6 +65,9 @@ def add_common_flags(p) -> None:
                         "0 = off); repeat for several adapters")
     p.add_argument("--onnx", type=Path, default=None, metavar="DIR",
                    help="run the networks through ONNX Runtime from DIR (openimagen export-onnx of this model)")
+    p.add_argument("--fast", action="store_true",
+                   help="the fastest setup measured to keep quality: ONNX Runtime with int8 convolutions, built "
+                        "once per model into the cache (about a minute the first time; see docs/BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     add_safety_flags(p)
 
@@ -201,6 +204,11 @@ def prepare(args):
     check_output_path(args.out, "--out")
     if args.dtype not in DTYPES:
         raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    if args.fast and args.onnx is not None:
+        raise InvalidArgumentError("--fast and --onnx both choose how the networks run; pass one of them")
+    if (args.fast or args.onnx is not None) and (args.dtype != "float32" or args.device != "cpu"):
+        raise InvalidArgumentError(f"{'--fast' if args.fast else '--onnx'} runs ONNX Runtime on the CPU: use it "
+                                   f"with --device cpu and --dtype float32")
     request, record = request_from_args(args)
     adapters = _read_loras(args.lora, record)
     policy = safety_from_args(args)
@@ -224,6 +232,10 @@ def prepare(args):
         from openimagen.accel.onnx import use_onnx
 
         use_onnx(pipe, args.onnx)
+    elif args.fast:
+        from openimagen.accel.fast import use_fast
+
+        use_fast(pipe)
     if record is not None and record.get("model_hash") != pipe.model_hash:
         print(f"warning: {args.from_png} was made by a model with hash {record.get('model_hash')}; this one is "
               f"{pipe.model_hash}, so the image may differ", file=sys.stderr)

@@ -38,6 +38,9 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every stage and warm it up before serving (minutes at start; faster after)")
+    p.add_argument("--fast", action="store_true",
+                   help="serve through ONNX Runtime with int8 convolutions, as generate --fast (built once per model "
+                        "into the cache; about a minute the first time)")
     p.add_argument("--ray", action="store_true", help="run on Ray Serve (a local Ray instance, or RAY_ADDRESS)")
     p.add_argument("--replicas", type=int, default=1, help="with --ray: the most replicas autoscaling may start")
     p.add_argument("--lora", action="append", default=[], metavar="PATH",
@@ -77,6 +80,10 @@ def run_serve(args) -> int:
     from openimagen.errors import ModelLoadError
     from openimagen.lora import read_adapter
 
+    if args.fast and (args.compile or args.lora):
+        raise InvalidArgumentError("--fast runs fixed ONNX graphs: it does not combine with --compile or --lora")
+    if args.fast and (args.dtype != "float32" or device != "cpu"):
+        raise InvalidArgumentError("--fast runs ONNX Runtime on the CPU: use it with --device cpu and --dtype float32")
     if args.compile and args.lora:
         raise InvalidArgumentError("--compile and --lora do not combine: per-request adapters would recompile the "
                                    "graphs (fuse an always-on adapter into an exported model instead)")
@@ -86,7 +93,7 @@ def run_serve(args) -> int:
         except ModelLoadError as e:
             raise ModelLoadError(f"--lora: {e}") from None
     spec = dict(model=args.model, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
-                loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None)
+                loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None, fast=args.fast)
     if args.ray:
         from openimagen.serve.ray_app import run_ray
 

@@ -365,12 +365,13 @@ def _progress_payload(event: dict) -> dict:
 
 def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "float32", config: Optional[dict] = None,
               keys: Optional[ApiKeys] = None, policy: Union[PromptPolicy, None, str] = "default",
-              loras: Sequence[str] = (), compile: Optional[str] = None) -> FastAPI:
+              loras: Sequence[str] = (), compile: Optional[str] = None, fast: bool = False) -> FastAPI:
     """Load ``model`` (a directory; None: the shipped default) and make its app: what ``openimagen serve`` and the
     Ray Serve deployment run. ``config``: :class:`ServeConfig` values. ``loras``: LoRA adapter folders loaded
     onto the model (named by their folder), which a request picks with its ``adapter`` field; none runs unless
     asked for. ``compile``: a torch.compile backend ("inductor") to compile and warm up every stage with before
-    serving (openimagen.accel.compile), or None."""
+    serving (openimagen.accel.compile), or None. ``fast``: run the networks as ``generate --fast`` does
+    (openimagen.accel.fast: ONNX Runtime, int8 convolutions; built into the cache on first use)."""
     import torch
 
     pipe = Pipeline.from_pretrained(model, device=device, dtype=getattr(torch, dtype))
@@ -383,6 +384,10 @@ def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "fl
         seconds = compile_stages(pipe, backend=compile)
         print(f"openimagen: compiled every stage ({compile}) and warmed up in {seconds:.0f} s", file=sys.stderr,
               flush=True)
+    elif fast:
+        from openimagen.accel.fast import use_fast
+
+        use_fast(pipe)
     label = "default" if model is None else str(model)
     cfg = ServeConfig.build(**{"model_name": "openimagen-default" if model is None else Path(model).name,
                                **(config or {})})

@@ -1,0 +1,72 @@
+"""``--fast``: the fastest setup measured to keep the default model's quality (issue 15, point 6).
+
+What "fast" selects, and why (docs/BENCHMARKS.md, "Quantization" and "The fast setup"):
+
+- the networks run through ONNX Runtime (:mod:`openimagen.accel.onnx`): 1.2-1.7x per network evaluation on this
+  CPU, images equal to PyTorch's to 1e-4;
+- with ``int8`` (:data:`FAST_INT8`), their convolutions in static int8 (:mod:`openimagen.accel.quantize`);
+- the request itself is untouched: the same sampler, steps and guidance (fewer steps cost the default model more
+  than 10% of its emoji Fréchet distance, measured in docs/EVALUATION.md, and the guidance-distilled student is
+  not shipped), so the records and the seeds mean what they meant.
+
+The export is built once per model and kept in the cache (``$OPENIMAGEN_CACHE``, else
+``$XDG_CACHE_HOME/openimagen``, else ``~/.cache/openimagen``) under ``onnx/<model hash>-<fp32|int8>``, written
+atomically; building it takes about a minute on this CPU (int8 calibration included), later calls load it in
+under a second.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from openimagen.errors import InvalidArgumentError
+
+FAST_INT8 = True
+
+
+def cache_root() -> Path:
+    """The folder of openimagen's caches: ``$OPENIMAGEN_CACHE``, ``$XDG_CACHE_HOME/openimagen`` or
+    ``~/.cache/openimagen``."""
+    if os.environ.get("OPENIMAGEN_CACHE"):
+        return Path(os.environ["OPENIMAGEN_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "openimagen"
+
+
+def fast_export(pipe, *, int8: bool = FAST_INT8, root: Optional[Path] = None, quiet: bool = False) -> Path:
+    """The ONNX export of ``pipe``'s weights used by ``--fast``, built into the cache on first use; returns its
+    folder. Raises InvalidArgumentError if the cache folder cannot be written."""
+    from openimagen.accel.onnx import META, export_onnx
+
+    folder = (root or cache_root()) / "onnx" / f"{pipe.model_hash[:16]}-{'int8' if int8 else 'fp32'}"
+    if (folder / META).is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgumentError(f"--fast keeps its ONNX graphs in {folder.parent}, which cannot be written "
+                                   f"({e.strerror}); set OPENIMAGEN_CACHE to a writable folder") from None
+    if not quiet:
+        print(f"--fast: building the {'int8 ' if int8 else ''}ONNX graphs of this model once, into {folder} "
+              f"(about a minute)", file=sys.stderr)
+    export_onnx(pipe, folder, overwrite=True, int8=int8)
+    return folder
+
+
+def use_fast(pipe, *, int8: bool = FAST_INT8, threads: Optional[int] = None, root: Optional[Path] = None,
+             quiet: bool = False):
+    """Switch ``pipe`` to the fast setup (see the module docstring) in place; returns ``pipe``. Raises what
+    :func:`openimagen.accel.onnx.use_onnx` raises (LoRA adapters loaded, a GPU or non-float32 pipeline)."""
+    import torch
+
+    from openimagen.accel.onnx import use_onnx
+    from openimagen.errors import ModelLoadError
+
+    if pipe.loras.loaded:
+        raise InvalidArgumentError("--fast runs fixed ONNX graphs, which cannot switch LoRA adapters: leave out "
+                                   "--fast or --lora")
+    if any(st.device.type != "cpu" or st.dtype != torch.float32 for st in pipe.stages):
+        raise ModelLoadError("--fast runs ONNX Runtime on the CPU: use it with --device cpu and --dtype float32")
+    return use_onnx(pipe, fast_export(pipe, int8=int8, root=root, quiet=quiet), threads=threads)

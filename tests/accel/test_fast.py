@@ -1,0 +1,76 @@
+"""Issue 15, point 6: ``--fast`` builds the model's int8 ONNX graphs once into the cache and runs through them;
+generate, edit and bench take it; bad combinations are one line."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from openimagen.accel.fast import cache_root, fast_export, use_fast  # noqa: E402
+from openimagen.accel.onnx import META, OnnxNet  # noqa: E402
+from openimagen.errors import InvalidArgumentError  # noqa: E402
+from tests.pipeline.fixtures import tiny_pipeline  # noqa: E402
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENIMAGEN_CACHE", str(tmp_path / "oi"))
+    assert cache_root() == tmp_path / "oi"
+    monkeypatch.delenv("OPENIMAGEN_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "openimagen"
+
+
+def test_fast_builds_the_int8_export_once_and_runs_through_it(tmp_path):
+    pipe = tiny_pipeline()
+    ref = pipe(["a red circle"], steps=3, seed=1).stages[-1]
+    use_fast(pipe, root=tmp_path, quiet=True)
+    folder = tmp_path / "onnx" / f"{pipe.model_hash[:16]}-int8"
+    meta = json.loads((folder / META).read_text())
+    assert "int8" in meta and all(isinstance(st.denoiser.net, OnnxNet) for st in pipe.stages)
+    stamp = (folder / META).stat().st_mtime_ns
+    assert fast_export(tiny_pipeline(), root=tmp_path) == folder and (folder / META).stat().st_mtime_ns == stamp
+    got = pipe(["a red circle"], steps=3, seed=1).stages[-1]
+    assert 0 < float((got - ref).abs().mean()) < 0.1
+
+
+def test_fast_refuses_a_cache_it_cannot_write(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InvalidArgumentError, match="OPENIMAGEN_CACHE"):
+        use_fast(tiny_pipeline(), root=blocker, quiet=True)
+
+
+def test_cli_fast(tmp_path):
+    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+    env = {**os.environ, "OPENIMAGEN_CACHE": str(tmp_path / "cache")}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "openimagen", *a], capture_output=True, text=True,
+                                    timeout=600, env=env)
+    gen = run("generate", "a red circle", "--model", str(model), "--fast", "--steps", "2",
+              "-o", str(tmp_path / "x.png"), "--no-progress", "--no-policy")
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert "--fast: building" in gen.stderr and (tmp_path / "x.png").stat().st_size > 0
+    bench = run("bench", "--model", str(model), "--fast", "--steps", "2", "--batch-sizes", "1", "--repeats", "1",
+                "--out", str(tmp_path / "b.json"), "--no-progress")
+    assert bench.returncode == 0 and "building" not in bench.stderr, bench.stderr[-2000:]
+    assert json.loads((tmp_path / "b.json").read_text())["settings"]["runtime"].startswith("fast")
+    both = run("generate", "a red circle", "--model", str(model), "--fast", "--onnx", str(tmp_path),
+               "-o", str(tmp_path / "y.png"))
+    assert both.returncode == 2 and both.stderr.count("\n") == 1 and "pass one of them" in both.stderr
+    gpu = run("generate", "a red circle", "--model", str(model), "--fast", "--dtype", "bfloat16",
+              "-o", str(tmp_path / "y.png"))
+    assert gpu.returncode == 2 and gpu.stderr.count("\n") == 1 and "float32" in gpu.stderr
+
+
+def test_service_built_fast_runs_the_onnx_graphs(tmp_path, monkeypatch):
+    from openimagen.serve.app import build_app
+
+    monkeypatch.setenv("OPENIMAGEN_CACHE", str(tmp_path / "cache"))
+    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+    app = build_app(model=str(model), fast=True, policy=None)
+    assert all(isinstance(st.denoiser.net, OnnxNet) for st in app.state.service.pipe.stages)
+    run = subprocess.run([sys.executable, "-m", "openimagen", "serve", "--model", str(model), "--fast", "--lora",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "--fast runs fixed ONNX graphs" in run.stderr
