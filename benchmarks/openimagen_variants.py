@@ -26,10 +26,11 @@ import torch  # noqa: E402
 BATCH = 32
 
 
-def make_step(images, text, mask, channels_last=False, fused=False, foreach=None, compile=False):
+def make_step(images, text, mask, channels_last=False, fused=False, foreach=None, compile=False, stage=None):
+    """One training step of ``stage`` (default: a fresh small-cpu stage) on the fixed batch, as a closure."""
     from openimagen.train.step import stage_loss
     torch.manual_seed(0)
-    stage = peers.openimagen_stage().train()
+    stage = (stage if stage is not None else peers.openimagen_stage()).train()
     if channels_last:
         stage = stage.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)

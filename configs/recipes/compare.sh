@@ -13,6 +13,9 @@ recipes=("$@")
 for r in "${recipes[@]}"; do
   run=runs/recipe-$r
   if [[ $part == train ]]; then
+    if [[ $r == r6-pruned && ! -f runs/pruned-default-0.5/pipeline.json ]]; then   # issue 15: prune, then fine-tune
+      $OI prune -o runs/pruned-default-0.5 --fraction 0.5 --stage stage0_base
+    fi
     if compgen -G "$run/checkpoints/step_*" >/dev/null; then
       OMP_NUM_THREADS=1 $OI train --resume "$run"
     else

@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -35,7 +33,7 @@ import torch
 from torch import nn
 
 from openimagen.errors import InvalidArgumentError, ModelLoadError
-from openimagen.pipeline.io import replace_folder, tensors_sha256, write_json
+from openimagen.pipeline.io import folder_written_whole, tensors_sha256, write_json
 
 META = "onnx.json"
 BASE_INPUTS = ("x", "c_noise", "text", "text_mask", "text_drop")
@@ -143,10 +141,7 @@ def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET, int8:
         raise InvalidArgumentError(f"{out} exists; pass --overwrite to replace an earlier ONNX export"
                                    if (out / META).is_file() else
                                    f"{out} exists and is not an ONNX export; choose a new folder")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with folder_written_whole(out) as tmp:
         stages = {}
         for name, stage in zip(pipe.config.stages, pipe.stages):
             parity = export_stage(stage, tmp / f"{name}.onnx", max_length=pipe.config.max_length, opset=opset)
@@ -158,10 +153,7 @@ def export_onnx(pipe, out, *, overwrite: bool = False, opset: int = OPSET, int8:
             from openimagen.accel.quantize import quantize_export
             meta = quantize_export(pipe, tmp, meta)
         write_json(tmp / META, meta)
-        replace_folder(tmp, out)
-        return meta
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
 
 
 def graph_feed(names, x, c_noise, text, text_mask, text_drop=None, lowres=None, c_aug=None, guidance=None) -> dict:

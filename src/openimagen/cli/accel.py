@@ -36,3 +36,35 @@ def run_export_onnx(args) -> int:
     print(f"wrote {args.out} (max |ONNX - PyTorch| on random inputs: {parity}); try: openimagen generate "
           f"\"a prompt\"{model} --onnx {args.out}")
     return 0
+
+
+def add_prune_parser(subparsers) -> None:
+    p = subparsers.add_parser("prune", help="channel-prune a model's stages (then fine-tune them)",
+                              description="Write a copy of MODEL whose ResBlocks keep FRACTION of their hidden "
+                                          "channels (whole GroupNorm groups, the ones the next convolution weighs "
+                                          "most; openimagen.accel.prune). Fine-tune the result with `openimagen "
+                                          "train` (init: {model: DIR, stage: NAME}, unet overrides: "
+                                          "{res_hidden_fraction: FRACTION}): see docs/BENCHMARKS.md.")
+    p.add_argument("model", nargs="?", default="default", help="model directory (default: the shipped default model)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="model directory to write")
+    p.add_argument("--fraction", type=float, required=True,
+                   help="share of each ResBlock's hidden channels to keep, in (0, 1]; e.g. 0.5")
+    p.add_argument("--stage", action="append", metavar="NAME",
+                   help="stage to prune (repeatable; default: every stage), e.g. stage0_base")
+    p.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it holds an earlier model")
+    p.set_defaults(func=run_prune)
+
+
+def run_prune(args) -> int:
+    from openimagen.accel.prune import prune_model
+    from openimagen.nn import count_parameters
+    from openimagen.pipeline.io import check_output_dir
+
+    check_output_dir(args.out, "--out")
+    model = None if args.model == "default" else args.model
+    stages = prune_model(model, args.out, args.fraction, args.stage, fp16=args.fp16, overwrite=args.overwrite)
+    sizes = ", ".join(f"{count_parameters(s.denoiser.net):,} parameters" for s in stages)
+    print(f"wrote {args.out} (pruned stages: {sizes}); fine-tune it before use: docs/BENCHMARKS.md, "
+          f"\"Channel pruning\"")
+    return 0

@@ -12,7 +12,7 @@ from openimagen.cli.values import run_command
 
 def build_parser() -> argparse.ArgumentParser:
     from openimagen import __version__
-    from openimagen.cli.accel import add_export_onnx_parser
+    from openimagen.cli.accel import add_export_onnx_parser, add_prune_parser
     from openimagen.cli.bench import add_bench_parser
     from openimagen.cli.data import add_data_parser
     from openimagen.cli.edit import add_edit_parser
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_export_parser(sub)
     add_export_onnx_parser(sub)
+    add_prune_parser(sub)
     add_eval_parser(sub)
     add_bench_parser(sub)
     return parser

@@ -36,6 +36,14 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, eps=1e-5)
 
 
+def hidden_width(out_ch: int, fraction: float) -> int:
+    """Width between a ResBlock's two convolutions: ``fraction`` of ``out_ch`` rounded to whole groups of
+    ``group_norm(out_ch)`` (at least one group), so that a channel-pruned block keeps whole groups
+    (openimagen.accel.prune). ``fraction`` 1 gives ``out_ch``."""
+    size = out_ch // group_norm(out_ch).num_groups
+    return size * max(1, round(out_ch * fraction / size))
+
+
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, separable: bool = False) -> nn.Module:
     """A 3x3 convolution (padding 1), or its depthwise-separable form: depthwise 3x3 (groups = in_ch, no bias),
     then pointwise 1x1. Input (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride)."""
@@ -46,22 +54,26 @@ def conv3x3(in_ch: int, out_ch: int, stride: int = 1, separable: bool = False) -
 
 
 class ResBlock(nn.Module):
-    """Residual block with scale-shift conditioning: ``h = GN(h) * (1 + scale) + shift``."""
+    """Residual block with scale-shift conditioning: ``h = GN(h) * (1 + scale) + shift``.
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0, separable: bool = False):
+    ``hidden`` is the width between the two convolutions (default ``out_ch``; smaller in a channel-pruned net)."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0, separable: bool = False,
+                 hidden_fraction: float = 1.0):
         super().__init__()
+        hidden = hidden_width(out_ch, hidden_fraction)
         self.norm1 = group_norm(in_ch)
-        self.conv1 = conv3x3(in_ch, out_ch, separable=separable)
-        self.emb_proj = nn.Linear(emb_dim, 2 * out_ch)
-        self.norm2 = group_norm(out_ch)
+        self.conv1 = conv3x3(in_ch, hidden, separable=separable)
+        self.emb_proj = nn.Linear(emb_dim, 2 * hidden)
+        self.norm2 = group_norm(hidden)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.conv2 = conv3x3(out_ch, out_ch, separable=separable)
+        self.conv2 = conv3x3(hidden, out_ch, separable=separable)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``x`` (B, in_ch, H, W); ``emb`` (B, emb_dim) already passed through SiLU."""
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, out_ch, H, W)
-        scale, shift = self.emb_proj(emb)[:, :, None, None].chunk(2, dim=1)  # 2 x (B, out_ch, 1, 1)
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, hidden, H, W)
+        scale, shift = self.emb_proj(emb)[:, :, None, None].chunk(2, dim=1)  # 2 x (B, hidden, 1, 1)
         h = F.silu(torch.addcmul(shift, self.norm2(h), scale + 1.0))
         return self.conv2(self.dropout(h)) + self.skip(x)
 
@@ -70,7 +82,7 @@ class DBlock(nn.Module):
     """Efficient U-Net DBlock (Fig. A.28): optional 2x downsampling conv, ResBlocks, optional attention."""
 
     def __init__(self, in_ch: int, out_ch: int, num_res: int, emb_dim: int, downsample: bool,
-                 attn: Optional[nn.Module], dropout: float = 0.0, separable: bool = False):
+                 attn: Optional[nn.Module], dropout: float = 0.0, separable: bool = False, hidden_fraction: float = 1.0):
         super().__init__()
         if downsample:
             self.down = conv3x3(in_ch, out_ch, stride=2, separable=separable)
@@ -78,7 +90,8 @@ class DBlock(nn.Module):
             self.down = nn.Conv2d(in_ch, out_ch, 1)
         else:
             self.down = nn.Identity()
-        self.res = nn.ModuleList(ResBlock(out_ch, out_ch, emb_dim, dropout, separable) for _ in range(num_res))
+        self.res = nn.ModuleList(ResBlock(out_ch, out_ch, emb_dim, dropout, separable, hidden_fraction)
+                                 for _ in range(num_res))
         self.attn = attn
 
     def forward(self, x, emb, ctx, ctx_mask):
@@ -94,10 +107,12 @@ class UBlock(nn.Module):
     """Efficient U-Net UBlock (Fig. A.29): [concat skip / sqrt(2)], ResBlocks, optional attention, 2x upsampling."""
 
     def __init__(self, in_ch: int, skip_ch: int, ch: int, out_ch: int, num_res: int, emb_dim: int,
-                 upsample: bool, attn: Optional[nn.Module], dropout: float = 0.0, separable: bool = False):
+                 upsample: bool, attn: Optional[nn.Module], dropout: float = 0.0, separable: bool = False,
+                 hidden_fraction: float = 1.0):
         super().__init__()
         widths = [in_ch + skip_ch] + [ch] * num_res
-        self.res = nn.ModuleList(ResBlock(widths[i], ch, emb_dim, dropout, separable) for i in range(num_res))
+        self.res = nn.ModuleList(ResBlock(widths[i], ch, emb_dim, dropout, separable, hidden_fraction)
+                                 for i in range(num_res))
         self.attn = attn
         self.up = conv3x3(ch, out_ch, separable=separable) if upsample else None
 

@@ -18,7 +18,7 @@ from openimagen.errors import ConfigError, UnknownNameError
 from openimagen.validation import PlainNumber
 
 TEXT_POOLINGS = ("attention", "mean")
-LATER_FIELDS = ("guidance_cond", "separable_convs")       # fields added after the first model format: omitted from to_dict at default
+LATER_FIELDS = ("guidance_cond", "separable_convs", "res_hidden_fraction")       # fields added after the first model format: omitted from to_dict at default
 
 # Field types with their ranges, checked by the project's one validating mechanism (pydantic) when a config is built
 Size = Annotated[int, Field(ge=1, le=1 << 16), PlainNumber, Strict()]
@@ -45,6 +45,9 @@ class UNetConfig:
     emb_mult: Size = 4                              # embedding (and text context) width = base_channels * emb_mult
     guidance_cond: StrictBool = False               # guidance-distilled student: embed the guidance weight w too
     separable_convs: StrictBool = False             # the blocks' 3x3 convs depthwise-separable (nn/blocks.py)
+    # width between a ResBlock's two convs, as a fraction of its output width (in whole GroupNorm groups; a
+    # channel-pruned stage has < 1: accel/prune.py)
+    res_hidden_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 1.0
 
     def __post_init__(self):
         self.validate()
@@ -99,6 +102,8 @@ class UNetConfig:
             raise ConfigError(f"text_pooling {self.text_pooling!r} must be one of {', '.join(TEXT_POOLINGS)}")
         if self.text_pooling == "attention" and self.emb_dim % self.head_dim:
             raise ConfigError(f"emb_dim {self.emb_dim} is not a multiple of head_dim {self.head_dim}")
+        if not 0.0 < self.res_hidden_fraction <= 1.0:
+            raise ConfigError(f"res_hidden_fraction must be in (0, 1], got {self.res_hidden_fraction}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self

@@ -47,11 +47,13 @@ class EfficientUNet(nn.Module):
         self.stem = nn.Conv2d(cfg.in_channels * (2 if cfg.lowres_cond else 1), ch[0], 3, padding=1)
         self.down = nn.ModuleList(
             DBlock(ch[max(i - 1, 0)], ch[i], cfg.num_res_blocks[i], emb_dim, downsample=i > 0,
-                   attn=self._attention(i), dropout=cfg.dropout, separable=cfg.separable_convs)
+                   attn=self._attention(i), dropout=cfg.dropout, separable=cfg.separable_convs,
+                   hidden_fraction=cfg.res_hidden_fraction)
             for i in range(n))
         self.up = nn.ModuleList(
             UBlock(ch[i], ch[i] if i < n - 1 else 0, ch[i], ch[max(i - 1, 0)], cfg.num_res_blocks[i], emb_dim,
-                   upsample=i > 0, attn=self._attention(i), dropout=cfg.dropout, separable=cfg.separable_convs)
+                   upsample=i > 0, attn=self._attention(i), dropout=cfg.dropout, separable=cfg.separable_convs,
+                   hidden_fraction=cfg.res_hidden_fraction)
             for i in reversed(range(n)))
         self.out_norm = group_norm(ch[0])
         self.out_conv = nn.Conv2d(ch[0], cfg.out_channels, 3, padding=1)

@@ -10,7 +10,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -88,6 +90,24 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def folder_written_whole(out: Path) -> Iterator[Path]:
+    """``with folder_written_whole(out) as tmp:`` write the folder's files under ``tmp`` (beside ``out``, created
+    empty); when the block ends without error, ``tmp`` replaces ``out`` (:func:`replace_folder`). On any error
+    ``tmp`` is removed and ``out`` stays as it was; an OSError becomes a one-line :class:`ModelLoadError`."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        replace_folder(tmp, out)
+    except OSError as e:
+        raise ModelLoadError(f"could not write {out}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_folder(tmp: Path, out: Path) -> None:

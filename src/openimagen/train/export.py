@@ -9,19 +9,17 @@ share one text encoder (same encoder, same max_length).
 """
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from openimagen.errors import ConfigError, ModelLoadError
+from openimagen.errors import ConfigError
 from openimagen.pipeline import PipelineConfig, Stage
 from openimagen.pipeline.config import StageConfig
 from openimagen.pipeline.io import (CONFIG_NAME, PIPELINE_NAME, WEIGHTS_NAME, config_error_as_load_error,
-                                    load_state_into, load_weights, read_json, replace_folder, write_json)
+                                    folder_written_whole, load_state_into, load_weights, read_json, write_json)
 from openimagen.text.registry import DEFAULT_NAMES
 from openimagen.train.checkpoint import EMA, Checkpoint, run_dir_of
 from openimagen.validation import checked
@@ -150,9 +148,7 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
         raise ConfigError(f"{len(sampling)} sampling overrides for {len(ckpts)} stages")
     sampling += [None] * (len(ckpts) - len(sampling))
     names = [f"stage{i}_{'sr' if c.stage_config().is_super_resolution else 'base'}" for i, c in enumerate(ckpts)]
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with folder_written_whole(out) as tmp:
         for name, ckpt, override in zip(names, ckpts, sampling):
             cfg = ckpt.stage_config()
             if override:
@@ -167,8 +163,4 @@ def export_pipeline(runs, out, *, fp16: bool = False, overwrite: bool = False, d
         cfg = PipelineConfig(stages=tuple(names), text_encoder=spec, max_length=max_length,
                              description=description or f"exported from training runs: {steps}")
         write_json(tmp / PIPELINE_NAME, cfg.to_dict())
-        replace_folder(tmp, out)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelLoadError(f"could not write {out}: {e.strerror or e}") from None
     return out
