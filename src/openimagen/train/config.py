@@ -155,11 +155,16 @@ class AdversarialSection:
 
 @dataclass(frozen=True, config=CONFIG)
 class DistillSection:
-    """Distillation of init.model's stage into a student (openimagen.train.distill). ``guidance``: Meng et al.
-    2023's guidance distillation; the run's U-Net needs ``guidance_cond: true`` (stage.unet.overrides)."""
-    kind: _one_of("guidance") = "guidance"
+    """Distillation of init.model's stage into a student. ``guidance`` (openimagen.train.distill): Meng et al.
+    2023's guidance distillation; the run's U-Net needs ``guidance_cond: true`` (stage.unet.overrides).
+    ``progressive`` (openimagen.train.progressive): Salimans & Ho 2022, one student DDIM step for two of the
+    teacher's; the student samples with ``student_steps`` DDIM steps ("time" spacing) at guidance 1, the teacher
+    with twice as many at ``teacher_guidance``."""
+    kind: _one_of("guidance", "progressive") = "guidance"
     guidance_min: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     guidance_max: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 8.0
+    student_steps: Annotated[int, Field(ge=1, le=512), PlainNumber, Strict()] = 4          # progressive only
+    teacher_guidance: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 1.0
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -256,9 +261,19 @@ class RunConfig:
         if self.distill is not None:
             if self.init.model is None:
                 raise ConfigError("distill needs the teacher: set init.model (\"default\" or an exported model)")
-            if not self.stage_config().unet.guidance_cond:
+            if self.distill.kind == "guidance" and not self.stage_config().unet.guidance_cond:
                 raise ConfigError("guidance distillation trains a student with a guidance input: set "
                                   "stage.unet.overrides.guidance_cond: true")
+            if self.distill.kind == "progressive" and self.stage_config().unet.guidance_cond:
+                raise ConfigError("progressive distillation's student is its teacher's network: remove "
+                                  "stage.unet.overrides.guidance_cond")
+            if self.distill.kind == "progressive":
+                sampling = self.stage_config().sampling
+                want = {"sampler": "ddim", "steps": self.distill.student_steps, "guidance": 1.0, "spacing": "time"}
+                got = {k: getattr(sampling, k) for k in want}
+                if got != want:
+                    raise ConfigError(f"a progressive student samples as it was trained: set stage.sampling to "
+                                      f"{want} (got {got})")
             if self.distill.guidance_min > self.distill.guidance_max:
                 raise ConfigError(f"distill.guidance_min ({self.distill.guidance_min}) must not exceed "
                                   f"distill.guidance_max ({self.distill.guidance_max})")

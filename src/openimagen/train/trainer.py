@@ -130,7 +130,10 @@ class Trainer:
             load_state_into(self.teacher.denoiser.net, source.weights, Path(cfg.init.model))
             if self.ckpt is None:
                 load_into_student(self.stage.denoiser.net, source.weights, Path(cfg.init.model))
-                self.monitor.write(source.describe() + "; distilling it into a student with a guidance input")
+                self.monitor.write(source.describe() + ("; distilling it into a student with a guidance input"
+                                                        if cfg.distill.kind == "guidance" else
+                                                        f"; distilling its {2 * cfg.distill.student_steps} DDIM "
+                                                        f"steps into {cfg.distill.student_steps}"))
                 self.init_source = source.to_dict()
         elif cfg.init.model is not None and self.ckpt is None:       # fine-tuning: start from a trained stage
             from openimagen.train.init import init_weights
@@ -153,11 +156,17 @@ class Trainer:
         self.denoiser = Denoiser(net, self.stage_config.param)
         if objective is None and self.teacher is not None:
             from openimagen.train.distill import GuidanceDistillationObjective
+            from openimagen.train.progressive import ProgressiveDistillationObjective
 
             teacher = self.teacher.to(d.device).denoiser
-            objective = GuidanceDistillationObjective(
-                teacher, DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule),
-                cfg.distill.guidance_min, cfg.distill.guidance_max)
+            diffusion = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
+            if cfg.distill.kind == "progressive":
+                objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
+                                                             cfg.distill.teacher_guidance,
+                                                             self.stage_config.sampling.threshold)
+            else:
+                objective = GuidanceDistillationObjective(teacher, diffusion, cfg.distill.guidance_min,
+                                                          cfg.distill.guidance_max)
         if objective is None and cfg.adversarial is not None:
             if d.world > 1:
                 raise ConfigError("adversarial training runs in one process for now (the discriminator has no "
