@@ -6,7 +6,7 @@ from openimagen.eval.finetune_concept import Experiment, run
 
 
 def test_a_lora_teaches_the_shipped_model_the_new_shape(tmp_path):
-    exp = Experiment(tmp_path / "concept", variants=("lora4-conv",), steps=100, lr_lora=1e-2, images_per_prompt=2,
+    exp = Experiment(tmp_path / "concept", variants=("lora4-conv",), steps=200, lr_lora=1e-2, images_per_prompt=2,
                      suite_limit=0, concept_sets=("trained",), threads=1)
     report = run(exp)
     before, after = report["rows"]["base"], report["rows"]["lora4-conv"]

@@ -145,8 +145,11 @@ def test_negative_prompt_changes_the_image_and_an_empty_one_is_the_plain_call(pi
 
 
 def test_negative_prompt_without_guidance_changes_nothing(pipe):
-    plain = pipe("a red square", seed=1, guidance=1.0, **FAST).stages[-1]
-    assert torch.equal(plain, pipe("a red square", seed=1, guidance=1.0, negative_prompt="green", **FAST).stages[-1])
+    """Bit-exact mode encodes each text alone: in batched mode the prompt is encoded together with the negative
+    one, and a batched matmul may change the prompt's embedding in its last bits on some CPUs."""
+    kw = dict(seed=1, guidance=1.0, batch_invariant=True, **FAST)
+    plain = pipe("a red square", **kw).stages[-1]
+    assert torch.equal(plain, pipe("a red square", negative_prompt="green", **kw).stages[-1])
 
 
 # --- precision, device and dtype held by the stage, the load hook, non-finite output --------------------------------
