@@ -59,14 +59,7 @@ def use_fast(pipe, *, int8: bool = FAST_INT8, threads: Optional[int] = None, roo
              quiet: bool = False):
     """Switch ``pipe`` to the fast setup (see the module docstring) in place; returns ``pipe``. Raises what
     :func:`openimagen.accel.onnx.use_onnx` raises (LoRA adapters loaded, a GPU or non-float32 pipeline)."""
-    import torch
+    from openimagen.accel.onnx import check_onnx_pipeline, use_onnx
 
-    from openimagen.accel.onnx import use_onnx
-    from openimagen.errors import ModelLoadError
-
-    if pipe.loras.loaded:
-        raise InvalidArgumentError("--fast runs fixed ONNX graphs, which cannot switch LoRA adapters: leave out "
-                                   "--fast or --lora")
-    if any(st.device.type != "cpu" or st.dtype != torch.float32 for st in pipe.stages):
-        raise ModelLoadError("--fast runs ONNX Runtime on the CPU: use it with --device cpu and --dtype float32")
+    check_onnx_pipeline(pipe, "--fast")                  # before the export is built (a minute)
     return use_onnx(pipe, fast_export(pipe, int8=int8, root=root, quiet=quiet), threads=threads)

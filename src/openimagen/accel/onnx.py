@@ -192,18 +192,39 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(self.session.run(None, feed)[0])
 
 
+def cpu_float32_only(flag: str) -> str:
+    """The one-line message for ``flag`` (``--onnx``, ``--fast``) asked of a pipeline not float32 on the CPU."""
+    return f"{flag} runs ONNX Runtime on the CPU: use it with --device cpu and --dtype float32"
+
+
+def check_cpu_float32(flag: str, device: str, dtype: str) -> None:
+    """InvalidArgumentError unless ``device`` is "cpu" and ``dtype`` "float32": the CLI's check of ``flag`` before
+    it loads anything."""
+    if device != "cpu" or dtype != "float32":
+        raise InvalidArgumentError(cpu_float32_only(flag))
+
+
+def check_onnx_pipeline(pipe, flag: str = "--onnx") -> None:
+    """Raise unless ``pipe`` can run through ONNX graphs: InvalidArgumentError while LoRA adapters are loaded (the
+    graphs hold fixed weights), ModelLoadError for a stage not float32 on the CPU. Checked before an export is read
+    or built."""
+    if pipe.loras.loaded:
+        raise InvalidArgumentError(f"{flag} runs fixed ONNX graphs, which cannot switch LoRA adapters: fuse them "
+                                   f"and export again, or leave out {flag}")
+    if any(st.device.type != "cpu" or st.dtype != torch.float32 for st in pipe.stages):
+        raise ModelLoadError(cpu_float32_only(flag))
+
+
 def use_onnx(pipe, folder, *, threads: Optional[int] = None):
     """Run every stage of ``pipe`` through the ONNX graphs in ``folder`` (from :func:`export_onnx` of the same
     weights); returns ``pipe``. Raises ModelLoadError for a folder of other weights, a missing graph or a
     pipeline on another device or dtype than float32 CPU, InvalidArgumentError while LoRA adapters are loaded."""
+    check_onnx_pipeline(pipe)
     folder = Path(folder).expanduser()
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{folder} is not an ONNX export of openimagen ({META}: {e})") from None
-    if pipe.loras.loaded:
-        raise InvalidArgumentError("LoRA adapters are loaded: fuse them and export again (ONNX graphs hold fixed "
-                                   "weights)")
     for name, stage in zip(pipe.config.stages, pipe.stages):
         info = meta.get("stages", {}).get(name)
         if info is None or not (folder / f"{name}.onnx").is_file():
@@ -212,8 +233,6 @@ def use_onnx(pipe, folder, *, threads: Optional[int] = None):
             raise ModelLoadError(f"{folder} was exported from other weights than stage {name} of this model "
                                  f"(weights sha256 {str(info.get('weights_sha256'))[:16]} vs "
                                  f"{_weights_id(stage)[:16]}); export this model again")
-        if stage.device.type != "cpu" or stage.dtype != torch.float32:
-            raise ModelLoadError("ONNX Runtime runs float32 on the CPU here: load the model with device cpu, float32")
     for name, stage in zip(pipe.config.stages, pipe.stages):
         stage.denoiser.net = OnnxNet(folder / f"{name}.onnx", meta["stages"][name]["inputs"], threads)
     return pipe

@@ -61,26 +61,22 @@ def kept_channels(block: ResBlock, width: int) -> torch.Tensor:
     return (top[:, None] * size + torch.arange(size)).reshape(-1)
 
 
-def _prune_block(old: ResBlock, new: ResBlock) -> None:
-    """Copy ``old``'s weights into the narrower ``new``, keeping the hidden channels :func:`kept_channels` picks."""
-    keep = kept_channels(old, new.norm2.num_channels)
-    hidden = old.norm2.num_channels
-    sd = old.state_dict()
-    out = dict(sd)
-    dw1, mix1 = _conv_parts(old.conv1)
-    prefix1 = "conv1.1." if dw1 is not None else "conv1."
-    out[prefix1 + "weight"] = sd[prefix1 + "weight"][keep]
-    out[prefix1 + "bias"] = sd[prefix1 + "bias"][keep]
+def _pruned_block_state(old: ResBlock, width: int) -> dict[str, torch.Tensor]:
+    """``old``'s state dict with only the ``width`` hidden channels :func:`kept_channels` picks: the tensors of a
+    ResBlock of that hidden width."""
+    keep, hidden = kept_channels(old, width), old.norm2.num_channels
+    out = old.state_dict()
+    conv1 = "conv1.1." if isinstance(old.conv1, nn.Sequential) else "conv1."   # the output side of conv1
     rows = torch.cat([keep, keep + hidden])                                      # scale rows, then shift rows
-    out["emb_proj.weight"], out["emb_proj.bias"] = sd["emb_proj.weight"][rows], sd["emb_proj.bias"][rows]
-    out["norm2.weight"], out["norm2.bias"] = sd["norm2.weight"][keep], sd["norm2.bias"][keep]
-    dw2, _ = _conv_parts(old.conv2)
-    if dw2 is not None:
-        out["conv2.0.weight"] = sd["conv2.0.weight"][keep]
-        out["conv2.1.weight"] = sd["conv2.1.weight"][:, keep]
+    for key, index in [(conv1 + "weight", keep), (conv1 + "bias", keep), ("emb_proj.weight", rows),
+                       ("emb_proj.bias", rows), ("norm2.weight", keep), ("norm2.bias", keep)]:
+        out[key] = out[key][index]
+    if isinstance(old.conv2, nn.Sequential):                                     # depthwise, then pointwise
+        out["conv2.0.weight"] = out["conv2.0.weight"][keep]
+        out["conv2.1.weight"] = out["conv2.1.weight"][:, keep]
     else:
-        out["conv2.weight"] = sd["conv2.weight"][:, keep]
-    new.load_state_dict(out, strict=True)
+        out["conv2.weight"] = out["conv2.weight"][:, keep]
+    return out
 
 
 def check_fraction(fraction: float) -> None:
@@ -101,27 +97,23 @@ def prune_stage(stage: Stage, fraction: float) -> Stage:
     if fraction > current:
         raise InvalidArgumentError(f"the stage already keeps {current} of its hidden channels; "
                                    f"a fraction of {fraction} would widen it")
-    old_net = stage.denoiser.net.float().cpu()
+    old_net = stage.denoiser.net            # read only: load_state_dict below copies into float32 CPU tensors
     # the new fraction is relative to the full width; hidden_width rounds it to whole groups per block
     config = replace(stage.config, unet=replace(stage.config.unet, res_hidden_fraction=float(fraction)))
     new = Stage(config).eval()
-    new_net = new.denoiser.net
-    old_blocks = {n: m for n, m in old_net.named_modules() if isinstance(m, ResBlock)}
-    for name, module in new_net.named_modules():
+    state = old_net.state_dict()
+    for name, module in new.denoiser.net.named_modules():
         if isinstance(module, ResBlock):
-            _prune_block(old_blocks[name], module)
-    pruned = {n for n in old_blocks}
-    rest = {k: v for k, v in old_net.state_dict().items() if not any(k.startswith(p + ".") for p in pruned)}
-    missing, unexpected = new_net.load_state_dict(rest, strict=False)
-    if unexpected or any(not any(k.startswith(p + ".") for p in pruned) for k in missing):
-        raise AssertionError(f"pruning lost weights: missing {missing}, unexpected {unexpected}")
+            block = _pruned_block_state(old_net.get_submodule(name), module.norm2.num_channels)
+            state.update({f"{name}.{k}": v for k, v in block.items()})
+    new.denoiser.net.load_state_dict(state, strict=True)                       # every tensor accounted for
     return new
 
 
 def pruned_widths(stage: Stage) -> list[tuple[str, int, int]]:
     """(block name, hidden width, output width) of every ResBlock of ``stage``, for reports."""
-    return [(n, m.norm2.num_channels, m.conv2[-1].out_channels if isinstance(m.conv2, nn.Sequential)
-             else m.conv2.out_channels) for n, m in stage.denoiser.net.named_modules() if isinstance(m, ResBlock)]
+    return [(n, m.norm2.num_channels, _conv_parts(m.conv2)[1].out_channels)
+            for n, m in stage.denoiser.net.named_modules() if isinstance(m, ResBlock)]
 
 
 def prune_model(model, out, fraction: float, stages: Optional[Sequence[str]] = None, *, fp16: bool = False,

@@ -44,7 +44,7 @@ def add_prune_parser(subparsers) -> None:
                                           "channels (whole GroupNorm groups, the ones the next convolution weighs "
                                           "most; openimagen.accel.prune). Fine-tune the result with `openimagen "
                                           "train` (init: {model: DIR, stage: NAME}, unet overrides: "
-                                          "{res_hidden_fraction: FRACTION}): see docs/BENCHMARKS.md.")
+                                          "{res_hidden_fraction: FRACTION}): see docs/TRAINING.md, \"Channel pruning\".")
     p.add_argument("model", nargs="?", default="default", help="model directory (default: the shipped default model)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--fraction", type=float, required=True,
@@ -65,6 +65,6 @@ def run_prune(args) -> int:
     model = None if args.model == "default" else args.model
     stages = prune_model(model, args.out, args.fraction, args.stage, fp16=args.fp16, overwrite=args.overwrite)
     sizes = ", ".join(f"{count_parameters(s.denoiser.net):,} parameters" for s in stages)
-    print(f"wrote {args.out} (pruned stages: {sizes}); fine-tune it before use: docs/BENCHMARKS.md, "
+    print(f"wrote {args.out} (pruned stages: {sizes}); fine-tune it before use: docs/TRAINING.md, "
           f"\"Channel pruning\"")
     return 0

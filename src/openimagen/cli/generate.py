@@ -206,9 +206,10 @@ def prepare(args):
         raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
     if args.fast and args.onnx is not None:
         raise InvalidArgumentError("--fast and --onnx both choose how the networks run; pass one of them")
-    if (args.fast or args.onnx is not None) and (args.dtype != "float32" or args.device != "cpu"):
-        raise InvalidArgumentError(f"{'--fast' if args.fast else '--onnx'} runs ONNX Runtime on the CPU: use it "
-                                   f"with --device cpu and --dtype float32")
+    if args.fast or args.onnx is not None:
+        from openimagen.accel.onnx import check_cpu_float32
+
+        check_cpu_float32("--fast" if args.fast else "--onnx", args.device, args.dtype)
     request, record = request_from_args(args)
     adapters = _read_loras(args.lora, record)
     policy = safety_from_args(args)

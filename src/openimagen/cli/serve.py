@@ -82,8 +82,10 @@ def run_serve(args) -> int:
 
     if args.fast and (args.compile or args.lora):
         raise InvalidArgumentError("--fast runs fixed ONNX graphs: it does not combine with --compile or --lora")
-    if args.fast and (args.dtype != "float32" or device != "cpu"):
-        raise InvalidArgumentError("--fast runs ONNX Runtime on the CPU: use it with --device cpu and --dtype float32")
+    if args.fast:
+        from openimagen.accel.onnx import check_cpu_float32
+
+        check_cpu_float32("--fast", device, args.dtype)
     if args.compile and args.lora:
         raise InvalidArgumentError("--compile and --lora do not combine: per-request adapters would recompile the "
                                    "graphs (fuse an always-on adapter into an exported model instead)")

@@ -264,10 +264,10 @@ class RunConfig:
             if self.distill.kind == "guidance" and not self.stage_config().unet.guidance_cond:
                 raise ConfigError("guidance distillation trains a student with a guidance input: set "
                                   "stage.unet.overrides.guidance_cond: true")
-            if self.distill.kind == "progressive" and self.stage_config().unet.guidance_cond:
-                raise ConfigError("progressive distillation's student is its teacher's network: remove "
-                                  "stage.unet.overrides.guidance_cond")
             if self.distill.kind == "progressive":
+                if self.stage_config().unet.guidance_cond:
+                    raise ConfigError("progressive distillation's student is its teacher's network: remove "
+                                      "stage.unet.overrides.guidance_cond")
                 sampling = self.stage_config().sampling
                 want = {"sampler": "ddim", "steps": self.distill.student_steps, "guidance": 1.0, "spacing": "time"}
                 got = {k: getattr(sampling, k) for k in want}
