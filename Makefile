@@ -52,7 +52,7 @@ demo: venv
 .venv-bench/.installed: benchmarks/requirements-bench.txt pyproject.toml
 	test -x .venv-bench/bin/python || $(PY) -m venv .venv-bench
 	.venv-bench/bin/pip install -q torch==2.13.0
-	.venv-bench/bin/pip install -q -e . -r benchmarks/requirements-bench.txt
+	.venv-bench/bin/pip install -q -e ".[onnx]" -r benchmarks/requirements-bench.txt
 	touch $@
 
 bench: .venv-bench/.installed
