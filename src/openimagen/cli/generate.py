@@ -19,12 +19,15 @@ DTYPES = ("float32", "float16", "bfloat16")
 # request field -> (flag, parser of one value); per-stage flags take "a" or "a,b" (base, then each SR stage)
 PER_STAGE_FLAGS = {"sampler": ("--sampler", str), "steps": ("--steps", int), "guidance": ("--guidance", float),
                    "threshold": ("--threshold", str), "percentile": ("--percentile", float),
-                   "spacing": ("--spacing", str), "aug_level": ("--aug-level", float)}
+                   "spacing": ("--spacing", str), "aug_level": ("--aug-level", float),
+                   "sr_strength": ("--sr-strength", float)}
 PER_STAGE_HELP = {
     "sampler": "ddpm, ddim, dpmpp_2m, euler or heun", "steps": "sampling steps >= 1",
     "guidance": "classifier-free guidance weight >= 0", "threshold": "none, static or dynamic thresholding",
     "percentile": "dynamic-thresholding percentile in (0, 1]", "spacing": "sampling grid: time, logsnr or karras",
-    "aug_level": "SR stages: noise-augmentation level of the low-res input, in [0, 1)"}
+    "aug_level": "SR stages: noise-augmentation level of the low-res input, in [0, 1)",
+    "sr_strength": "SR stages: start at this schedule time in (0, 1] from the upsampled low-res image noised to it "
+                   "(1: from pure noise)"}
 
 
 def add_generate_parser(subparsers) -> None:

@@ -19,7 +19,8 @@ def describe(pipe) -> str:
         s = c.sampling
         lines.append(f"stage {i} {name}: {kind}px, {st.num_parameters:,} parameters, {c.param.name}-prediction, "
                      f"{c.schedule.name} schedule; defaults {s.sampler} {s.steps} steps, guidance {s.guidance}, "
-                     f"{s.threshold} thresholding" + (f", aug level {s.aug_level}" if c.is_super_resolution else ""))
+                     f"{s.threshold} thresholding" + (f", aug level {s.aug_level}, sr strength {s.sr_strength}"
+                                                if c.is_super_resolution else ""))
     lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
     if pipe.config.description:
         lines.append(f"description: {pipe.config.description}")

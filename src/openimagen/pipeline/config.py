@@ -46,7 +46,11 @@ ThresholdName = _name("threshold", THRESHOLDS)
 Percentile = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()]
 SpacingName = _name("spacing", SPACINGS)
 AugLevel = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
-SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level")
+SrStrength = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()]
+SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level", "sr_strength")
+# sampling fields added after the first model format: omitted from StageConfig.to_dict at their default, so that a
+# model's config.json, and the model hash every PNG record names, stay those it had before the field existed
+LATER_SAMPLING_FIELDS = {"sr_strength": 1.0}
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -62,6 +66,8 @@ class SamplingConfig:
     percentile: Percentile = 0.995      # dynamic thresholding percentile p, in (0, 1]
     spacing: SpacingName = "time"       # sampling grid: "time" | "logsnr" | "karras"
     aug_level: AugLevel = 0.2           # SR stages: noise-augmentation level of the low-res input, schedule time t
+    sr_strength: SrStrength = 1.0       # SR stages: schedule time t in (0, 1] the sampler starts at, from the
+                                        # bicubic-upsampled low-res image noised to t (SDEdit); 1 = pure noise (Imagen)
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,9 @@ class StageConfig:
     def to_dict(self) -> dict:
         return {"unet": self.unet.to_dict(), "resolution": self.resolution,
                 "lowres_resolution": self.lowres_resolution, "schedule": self.schedule.to_dict(),
-                "param": self.param.to_dict(), "sampling": asdict(self.sampling)}
+                "param": self.param.to_dict(),
+                "sampling": {k: v for k, v in asdict(self.sampling).items()
+                             if not (k in LATER_SAMPLING_FIELDS and v == LATER_SAMPLING_FIELDS[k])}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageConfig":

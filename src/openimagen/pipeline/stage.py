@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from openimagen.diffusion.batching import PerSample
@@ -93,6 +94,10 @@ class Stage(nn.Module):
                t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True,
                wrap: Optional[Callable] = None, resample: Optional[tuple] = None) -> torch.Tensor:
         """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image.
+        A super-resolution stage whose ``sampling.sr_strength`` is below 1 starts, when no ``init``/``t_max`` is
+        given, from its bicubic-upsampled low-res input noised to schedule time ``sr_strength`` (SDEdit, Meng et al.
+        2022, applied to super-resolution), so an SR stage whose estimates at high noise are still worse than
+        bicubic keeps the low-res image's layout and adds detail in the low-noise steps only.
         ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region);
         ``resample = (jump_length, jumps)`` adds RePaint's resampling jumps to the sampler
         (:mod:`openimagen.samplers.resampling`).
@@ -109,6 +114,13 @@ class Stage(nn.Module):
             r = self.config.lowres_resolution
             if tuple(lowres.shape[-2:]) != (r, r):
                 raise InvalidArgumentError(f"this stage upsamples {r}x{r} images, got {tuple(lowres.shape[-2:])}")
+            if init is None and t_max == 1.0 and sampling.sr_strength < 1:
+                # SDEdit from the bicubic-upsampled low-res image: start at schedule time sr_strength instead of
+                # pure noise (the clean low-res, before augmentation; an explicit init/t_max, img2img's, wins)
+                side = self.config.resolution
+                init = F.interpolate(lowres.to(device, state), size=(side, side), mode="bicubic",
+                                     align_corners=False).clamp(-1, 1)
+                t_max = sampling.sr_strength
             lowres, s_aug = self.augment_lowres(lowres.to(device, state), sampling.aug_level, generators)
             cond = replace(cond, lowres=lowres, aug_sigma=s_aug)
         cond = cond.map(lambda t: t.to(device=device, dtype=state) if t.is_floating_point() else t.to(device))
