@@ -58,12 +58,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/restore.json"))
+    ap.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped default model)")
+    ap.add_argument("--sr-strength", type=float, default=None,
+                    help="sr_strength of the SR stage for denoise/deblur/jpeg (default: the model's)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from openimagen.eval.emoji_classifier import load_classifier
     from openimagen.pipeline import Pipeline
 
-    clf, pipe, rows = load_classifier().eval(), Pipeline.from_pretrained(watermark=None), []
+    clf, pipe, rows = load_classifier().eval(), Pipeline.from_pretrained(args.model, watermark=None), []
     kinds = {"noise": "denoise", "blur": "deblur", "jpeg": "jpeg", "scratches": "scratches"}
     for name, images in real_sets(args.images).items():
         real = to_tensor(images)
@@ -72,7 +75,8 @@ def main() -> None:
         for d, (kind, restore_kind) in enumerate(kinds.items()):
             (bad,) = degrade(images, kind, seed=100 * d)
             up = F.interpolate(resize(bad, 32), size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
-            restored = torch.cat([pipe.restore(bad[k:k + 1], restore_kind, seed=k).stages[-1]
+            extra = {"sr_strength": args.sr_strength} if args.sr_strength is not None and kind != "scratches" else {}
+            restored = torch.cat([pipe.restore(bad[k:k + 1], restore_kind, seed=k, **extra).stages[-1]
                                   for k in range(len(bad))])
             for method, x in {"degraded input": bad, "median 3x3": median3(bad), "bicubic down-up": up,
                               "restore (shipped model)": restored}.items():
@@ -93,7 +97,8 @@ def main() -> None:
     print("\nrestore beats the better baseline on the feature distance:",
           ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in wins.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"images_per_set": args.images, "rows": rows, "beats_baseline": wins},
+    args.out.write_text(json.dumps({"images_per_set": args.images, "model": str(args.model or "default"),
+                                    "sr_strength": args.sr_strength, "rows": rows, "beats_baseline": wins},
                                    indent=2) + "\n")
     print(f"wrote {args.out}")
 

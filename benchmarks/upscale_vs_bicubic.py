@@ -9,6 +9,7 @@ it is grain, far below is blur), and the CPU time per image.
 
     .venv/bin/python benchmarks/upscale_vs_bicubic.py [--images 8] [--out benchmarks/results/upscale.json]
     .venv/bin/python benchmarks/upscale_vs_bicubic.py --model runs/gan-sr-model --steps 1,2,4   # another cascade's SR
+    .venv/bin/python benchmarks/upscale_vs_bicubic.py --sr-strength 0.5,0.3       # SR started from the bicubic image
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append", default=[],
                     help="another model directory whose SR stage to measure too (repeatable)")
     ap.add_argument("--steps", default="", help="with --model: comma-separated SR step counts (default: its own)")
+    ap.add_argument("--sr-strength", default="", help="comma-separated sr_strength values below 1 to measure too (the "
+                                                       "SR stage starts from the bicubic upsampling noised to it), "
+                                                       "at the stage's own aug level")
     args = ap.parse_args()
     from openimagen.eval.emoji_classifier import load_classifier
     from openimagen.pipeline import Pipeline
@@ -62,6 +66,7 @@ def main() -> None:
     clf, pipe, rows = load_classifier().eval(), Pipeline.from_pretrained(watermark=None), []
     others = {str(m): Pipeline.from_pretrained(m, watermark=None) for m in args.model}
     steps = [int(s) for s in args.steps.split(",") if s] or [None]
+    strengths = [float(v) for v in args.sr_strength.split(",") if v]
 
     def upscaled(p, low, **settings):
         t = time.perf_counter()
@@ -76,9 +81,14 @@ def main() -> None:
         candidates = {"bicubic": (bicubic, (time.perf_counter() - t) / len(low))}
         for aug in (0.0, 0.1, 0.2):
             candidates[f"SR stage, aug {aug}"] = upscaled(pipe, low, aug_level=aug)
+        for v in strengths:
+            candidates[f"SR stage, sr_strength {v}"] = upscaled(pipe, low, sr_strength=v)
         for label, other in others.items():
             for n in steps:
                 candidates[f"{label} SR, {n or 'default'} steps"] = upscaled(other, low, **({"steps": n} if n else {}))
+                for v in strengths:
+                    candidates[f"{label} SR, {n or 'default'} steps, sr_strength {v}"] = upscaled(
+                        other, low, sr_strength=v, **({"steps": n} if n else {}))
         with torch.no_grad():
             f_real, hf_real = clf.features(real), hf_energy(real).mean()
             for method, (x, seconds) in candidates.items():
