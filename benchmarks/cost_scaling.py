@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, command_line, load_average, machine_info, start_run, table, finish_run  # noqa: E402
+from common import (RESULTS, command_line, load_average, machine_info, start_run, table, finish_run,  # noqa: E402
+                    time_repeated)
 
 import torch  # noqa: E402
 
@@ -61,12 +62,7 @@ def _sr_resolution_sweep(pipe, sides, batches, repeats, log) -> list[dict]:
                 lowres = torch.rand(b, 3, side // 2, side // 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
                 fn = lambda: stage.sample(cond, generators_from_seeds(range(b)), sampling, lowres=lowres,
                                           batch_invariant=False)
-                fn()
-                times = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t)
+                times = time_repeated(fn, warmup=1, repeats=repeats)
                 s = statistics.median(times)
                 rows.append({"side": side, "lowres_side": side // 2, "batch_size": b, "steps": sampling.steps,
                              "seconds": s, "seconds_per_image": s / b, "us_per_pixel": s / b / side ** 2 * 1e6,

@@ -48,9 +48,10 @@ SpacingName = _name("spacing", SPACINGS)
 AugLevel = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
 SrStrength = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()]
 SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level", "sr_strength")
-# sampling fields added after the first model format: omitted from StageConfig.to_dict at their default, so that a
-# model's config.json, and the model hash every PNG record names, stay those it had before the field existed
-LATER_SAMPLING_FIELDS = {"sr_strength": 1.0}
+# sampling fields added after the first model format: omitted from StageConfig.to_dict at their default (as
+# openimagen.nn.config.LATER_FIELDS are from UNetConfig's), so that a model's config.json, and the model hash every
+# PNG record names, stay those it had before the field existed
+LATER_SAMPLING_FIELDS = ("sr_strength",)
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -99,8 +100,8 @@ class StageConfig:
         return {"unet": self.unet.to_dict(), "resolution": self.resolution,
                 "lowres_resolution": self.lowres_resolution, "schedule": self.schedule.to_dict(),
                 "param": self.param.to_dict(),
-                "sampling": {k: v for k, v in asdict(self.sampling).items()
-                             if not (k in LATER_SAMPLING_FIELDS and v == LATER_SAMPLING_FIELDS[k])}}
+                "sampling": {f.name: v for f in fields(self.sampling) for v in [getattr(self.sampling, f.name)]
+                             if not (f.name in LATER_SAMPLING_FIELDS and v == f.default)}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageConfig":

@@ -114,14 +114,14 @@ class Stage(nn.Module):
             r = self.config.lowres_resolution
             if tuple(lowres.shape[-2:]) != (r, r):
                 raise InvalidArgumentError(f"this stage upsamples {r}x{r} images, got {tuple(lowres.shape[-2:])}")
+            lowres = lowres.to(device, state)
             if init is None and t_max == 1.0 and sampling.sr_strength < 1:
                 # SDEdit from the bicubic-upsampled low-res image: start at schedule time sr_strength instead of
                 # pure noise (the clean low-res, before augmentation; an explicit init/t_max, img2img's, wins)
                 side = self.config.resolution
-                init = F.interpolate(lowres.to(device, state), size=(side, side), mode="bicubic",
-                                     align_corners=False).clamp(-1, 1)
+                init = F.interpolate(lowres, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
                 t_max = sampling.sr_strength
-            lowres, s_aug = self.augment_lowres(lowres.to(device, state), sampling.aug_level, generators)
+            lowres, s_aug = self.augment_lowres(lowres, sampling.aug_level, generators)
             cond = replace(cond, lowres=lowres, aug_sigma=s_aug)
         cond = cond.map(lambda t: t.to(device=device, dtype=state) if t.is_floating_point() else t.to(device))
         sigmas = sampling_sigmas(self.schedule, sampling.steps, sampling.spacing, t_max=t_max)
