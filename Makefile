@@ -33,10 +33,10 @@ debs:
 	fi
 
 test: setup
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q -n auto --dist loadfile tests
 
 test-fast: setup
-	$(VPY) -m pytest -q -m "not slow" tests
+	$(VPY) -m pytest -q -n auto --dist loadfile -m "not slow" tests
 
 DEMO_PROMPTS := "a red circle above a blue square" "two green stars" "a big yellow triangle" \
   "a blue square and a black circle" "grinning face" "red heart" "pizza" "rocket"
