@@ -27,7 +27,12 @@ class UnknownNameError(InvalidArgumentError, KeyError):
 
 
 class ModelLoadError(OpenImagenError, OSError):
-    """A model directory, config or weights file is missing, unreadable, truncated or inconsistent."""
+    """A model directory, config or weights file is missing, unreadable, truncated or inconsistent. ``stage``: the
+    index of the cascade stage at fault when the stages disagree with each other (the loader then names its file)."""
+
+    def __init__(self, message: str, stage: "int | None" = None):
+        super().__init__(message)
+        self.stage = stage
 
 
 class ConfigError(OpenImagenError, ValueError):

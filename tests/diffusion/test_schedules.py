@@ -2,6 +2,7 @@
 import math
 
 import pytest
+from pydantic import ValidationError
 import torch
 
 from openimagen.diffusion.schedules import SCHEDULES, ScheduleConfig, make_schedule, sampling_sigmas
@@ -68,7 +69,10 @@ def test_bad_inputs():
         make_schedule("sqrt")
     with pytest.raises(UnknownNameError, match="karras"):
         sampling_sigmas(make_schedule("cosine"), 4, "quadratic")
-    with pytest.raises(ConfigError):
-        make_schedule(ScheduleConfig("cosine", logsnr_min=5, logsnr_max=-5))
+    for lo, hi in [(5, -5), (3, 3)]:               # refused when the config is read, before any schedule is built
+        with pytest.raises(ConfigError, match=f"logsnr_min \\({lo}.0\\) must be below logsnr_max"):
+            ScheduleConfig.from_dict({"name": "cosine", "logsnr_min": lo, "logsnr_max": hi})
+        with pytest.raises(ValidationError, match="must be below"):
+            ScheduleConfig("cosine", logsnr_min=lo, logsnr_max=hi)
     with pytest.raises(ConfigError, match="bogus"):
         ScheduleConfig.from_dict({"name": "cosine", "bogus": 1})

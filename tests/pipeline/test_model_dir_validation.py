@@ -49,7 +49,19 @@ STAGE_CASES = [
     ({"param__sigma_data": 0}, "sigma_data should be greater than 0"),
     ({"param__name": "x0"}, "unknown parameterization 'x0'"),
     ({"sampling__sampler": "plms"}, "unknown sampler 'plms'"),
+    ({"schedule__logsnr_min": 20.0, "schedule__logsnr_max": 20.0}, r"logsnr_min \(20.0\) must be below logsnr_max"),
 ]
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"lowres_resolution": 8}, "stage 1 upsamples 8px images but stage 0 makes 16px images"),  # hypothesis found 1
+])
+def test_stages_that_disagree_name_the_config_file_at_fault(saved, tmp_path, changes, match):
+    m = shutil.copytree(saved, tmp_path / "m")
+    edit_json(m / "stage1_sr" / "config.json", **changes)
+    with pytest.raises(ModelLoadError, match=match) as info:
+        load(m)
+    assert "stage1_sr/config.json" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("changes, match", STAGE_CASES, ids=[m[:36] for _, m in STAGE_CASES])

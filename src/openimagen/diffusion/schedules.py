@@ -23,7 +23,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import torch
-from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
@@ -38,12 +38,21 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False), PlainNumber, Strict()
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class ScheduleConfig:
-    """A schedule's settings, type- and range-checked when built (``logsnr_min < logsnr_max`` by ``Schedule``)."""
+    """A schedule's settings, type- and range-checked when built, ``logsnr_min < logsnr_max`` included (a config
+    file with them equal or swapped is refused when read, as one line naming the file, not when a stage is built).
+
+    Raises pydantic's ``ValidationError`` (a :class:`ConfigError` through :meth:`from_dict`)."""
 
     name: Annotated[str, Strict(), AfterValidator(lambda v: check_choice("schedule", v, SCHEDULE_NAMES))] = "cosine"
     logsnr_min: Annotated[FiniteFloat, Field(ge=-60, le=60)] = -20.0   # lambda at t = 1 (pure noise end)
     logsnr_max: Annotated[FiniteFloat, Field(ge=-60, le=60)] = 20.0    # lambda at t = 0 (clean end)
     shift: Annotated[FiniteFloat, Field(gt=0)] = 1.0   # resolution shift (Hoogeboom et al. 2023): lambda += -2 log(shift)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ScheduleConfig":
+        if not self.logsnr_min < self.logsnr_max:
+            raise ConfigError(f"logsnr_min ({self.logsnr_min}) must be below logsnr_max ({self.logsnr_max})")
+        return self
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,11 +66,7 @@ class Schedule:
     """Base class: subclasses define ``logsnr(t)`` and its inverse ``t_from_logsnr``."""
 
     def __init__(self, config: ScheduleConfig):
-        if not config.logsnr_min < config.logsnr_max:
-            raise ConfigError(f"logsnr_min ({config.logsnr_min}) must be below logsnr_max ({config.logsnr_max})")
-        if config.shift <= 0:
-            raise ConfigError(f"schedule shift must be positive, got {config.shift}")
-        self.config = config
+        self.config = config                   # validated when built: logsnr_min < logsnr_max, shift > 0
         self._log_shift = 2.0 * math.log(config.shift)
 
     # --- defined by subclasses, on the unshifted schedule -------------------------------

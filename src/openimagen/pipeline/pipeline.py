@@ -22,8 +22,8 @@ from PIL import Image
 from openimagen.diffusion.cond import Cond
 from openimagen.errors import GenerationError, InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.config import PipelineConfig, SamplingConfig
-from openimagen.pipeline.io import (PIPELINE_NAME, check_model_dir, config_error_as_load_error, read_json,
-                                    WEIGHT_DTYPES, tensors_sha256, write_json)
+from openimagen.pipeline.io import (CONFIG_NAME, PIPELINE_NAME, WEIGHT_DTYPES, check_model_dir,
+                                    config_error_as_load_error, read_json, tensors_sha256, write_json)
 from openimagen.pipeline.request import GenerationRequest
 from openimagen.pipeline.stage import NetTransform, Stage
 from openimagen.safety.watermark import Watermark
@@ -96,17 +96,18 @@ class Pipeline:
         if not stages:
             raise InvalidArgumentError("a pipeline needs at least one stage")
         if stages[0].config.is_super_resolution:
-            raise ModelLoadError("the first stage of a cascade must be a base (text-to-image) stage")
+            raise ModelLoadError("the first stage of a cascade must be a base (text-to-image) stage", stage=0)
         for i, (prev, st) in enumerate(zip(stages, stages[1:]), start=1):
             if not st.config.is_super_resolution:
-                raise ModelLoadError(f"stage {i} is a base stage; only the first stage of a cascade may be one")
+                raise ModelLoadError(f"stage {i} is a base stage; only the first stage of a cascade may be one",
+                                     stage=i)
             if st.config.lowres_resolution != prev.config.resolution:
                 raise ModelLoadError(f"stage {i} upsamples {st.config.lowres_resolution}px images but stage {i - 1} "
-                                     f"makes {prev.config.resolution}px images")
-        for st in stages:
+                                     f"makes {prev.config.resolution}px images", stage=i)
+        for i, st in enumerate(stages):
             if st.config.unet.text_dim != text_encoder.dim:
                 raise ModelLoadError(f"text encoder {text_encoder.encoder_id} has width {text_encoder.dim} but a stage "
-                                     f"expects {st.config.unet.text_dim}")
+                                     f"expects {st.config.unet.text_dim}", stage=i)
         self.text_encoder, self.stages, self.config = text_encoder, list(stages), config
         self.watermark: Optional[Watermark] = Watermark() if watermark == "default" else watermark
         self._model_hash: Optional[str] = None
@@ -135,7 +136,12 @@ class Pipeline:
         stages = [Stage.load(root / name, transform).to(device=device, dtype=dtype).eval() for name in cfg.stages]
         if text_encoder is None:
             text_encoder = load_text_encoder(cfg.text_encoder, max_length=cfg.max_length, device=device)
-        return cls(text_encoder, stages, cfg, watermark=watermark)
+        try:
+            return cls(text_encoder, stages, cfg, watermark=watermark)
+        except ModelLoadError as e:             # the cascade's stages disagree: name the file of the stage at fault
+            if e.stage is None:
+                raise
+            raise ModelLoadError(f"{root / cfg.stages[e.stage] / CONFIG_NAME}: {e}") from None
 
     def save_pretrained(self, path, dtype: Optional[torch.dtype] = None) -> Path:
         """Write the model directory (configs as JSON, weights as safetensors in ``dtype``: None keeps each
