@@ -1,4 +1,5 @@
-"""One helper shared by the typed configs: build a dataclass from a JSON/YAML dict, naming unknown keys."""
+"""Helpers shared by the typed configs: build a dataclass from a JSON/YAML dict, naming unknown keys; and write one
+back without the fields a later format added, where they hold their defaults."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -24,3 +25,10 @@ def dataclass_from_dict(cls, d: Any, what: str):
         raise ConfigError(f"bad {what}: {e}") from None
     except ValidationError as e:
         raise_one_line(e, ConfigError, d, what)
+
+
+def fields_omitting_later(obj, later) -> dict[str, Any]:
+    """``{field: value}`` of dataclass ``obj``, without the fields named in ``later`` (added after the first model
+    format) where they hold their default: configs, and the model hashes made from them, of models that do not use
+    those fields stay what they were before the fields existed."""
+    return {f.name: v for f in fields(obj) for v in [getattr(obj, f.name)] if not (f.name in later and v == f.default)}

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, Strict, StrictBool
 from pydantic.dataclasses import dataclass
 
+from openimagen.configs import fields_omitting_later
 from openimagen.errors import ConfigError, UnknownNameError
 from openimagen.validation import PlainNumber
 
@@ -113,9 +114,8 @@ class UNetConfig:
         """JSON-safe dict (tuples become lists). Fields added after format 1 (:data:`LATER_FIELDS`) are written only
         when they differ from their default, so configs, and the model hashes made from them, of models that do not
         use them stay what they were."""
-        return {f.name: (list(v) if isinstance(v, tuple) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]
-                if not (f.name in LATER_FIELDS and v == f.default)}
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in fields_omitting_later(self, LATER_FIELDS).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":

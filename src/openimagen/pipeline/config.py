@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, ConfigDict, Field, Strict, WithJsonSchema
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from openimagen.configs import dataclass_from_dict
+from openimagen.configs import dataclass_from_dict, fields_omitting_later
 from openimagen.diffusion.guidance import THRESHOLDS
 from openimagen.diffusion.parameterization import PARAMETERIZATIONS, ParamConfig
 from openimagen.diffusion.schedules import SPACINGS, ScheduleConfig
@@ -100,8 +100,7 @@ class StageConfig:
         return {"unet": self.unet.to_dict(), "resolution": self.resolution,
                 "lowres_resolution": self.lowres_resolution, "schedule": self.schedule.to_dict(),
                 "param": self.param.to_dict(),
-                "sampling": {f.name: v for f in fields(self.sampling) for v in [getattr(self.sampling, f.name)]
-                             if not (f.name in LATER_SAMPLING_FIELDS and v == f.default)}}
+                "sampling": fields_omitting_later(self.sampling, LATER_SAMPLING_FIELDS)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageConfig":
