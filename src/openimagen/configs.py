@@ -2,7 +2,7 @@
 back without the fields a later format added, where they hold their defaults."""
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,4 +31,7 @@ def fields_omitting_later(obj, later) -> dict[str, Any]:
     """``{field: value}`` of dataclass ``obj``, without the fields named in ``later`` (added after the first model
     format) where they hold their default: configs, and the model hashes made from them, of models that do not use
     those fields stay what they were before the fields existed."""
-    return {f.name: v for f in fields(obj) for v in [getattr(obj, f.name)] if not (f.name in later and v == f.default)}
+    def default(f):
+        return f.default_factory() if f.default is MISSING else f.default
+
+    return {f.name: v for f in fields(obj) for v in [getattr(obj, f.name)] if not (f.name in later and v == default(f))}

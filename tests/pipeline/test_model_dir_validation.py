@@ -72,6 +72,9 @@ def test_bad_stage_config_values_are_one_line_model_load_errors(saved, tmp_path,
     ({"stages": ["/etc/stage"]}, "must be one folder name inside the model directory"),
     ({"stages": ["stage0_base"], "max_length": "16"}, "max_length should be a valid integer"),
     ({"stages": ["stage0_base"], "format_version": 2}, "format version 2 is not supported"),
+    ({"stages": ["stage0_base"], "variants": {"fast": ["../outside_stage"]}}, "must be one folder name inside"),
+    ({"stages": ["stage0_base"], "variants": {"fast": []}}, "should have at least 1 item"),
+    ({"stages": ["stage0_base"], "variants": {"Fast mode": ["stage0_base"]}}, "should match pattern"),
 ])
 def test_bad_pipeline_json_and_escaping_stage_paths(saved, tmp_path, pipeline_json, match):
     m = shutil.copytree(saved, tmp_path / "m")

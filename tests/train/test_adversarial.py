@@ -29,6 +29,20 @@ def _batch(n=4, seed=0):
     return TrainBatch(x, torch.randn(n, 6, 8, generator=g), torch.ones(n, 6, dtype=torch.bool))
 
 
+def _generator_steps(obj, stage, batch, gens, n):
+    """``n`` Adam steps of the stage alone against ``obj``'s discriminator, now frozen: its g_adv after each."""
+    obj.discriminator_step = lambda *a: 0.0
+    opt = torch.optim.Adam(stage.denoiser.parameters(), lr=1e-3)
+    adv = []
+    for _ in range(n):
+        loss = obj(stage.denoiser, batch, gens)
+        adv.append(obj.metrics()["g_adv"])
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    return adv
+
+
 def test_patch_discriminator_shapes():
     d = PatchDiscriminator(8)
     assert d(torch.zeros(2, 3, 64, 64), torch.zeros(2, 3, 32, 32)).shape == (2, 1, 8, 8)
@@ -47,15 +61,7 @@ def test_discriminator_learns_to_separate_and_the_generator_learns_to_fool_it():
         first = first or m
     assert m["d_loss"] < first["d_loss"] and m["d_real"] - m["d_fake"] > first["d_real"] - first["d_fake"]
     # the generator alone against the now fixed discriminator: its adversarial loss falls
-    obj.discriminator_step = lambda *a: 0.0
-    opt = torch.optim.Adam(stage.denoiser.parameters(), lr=1e-3)
-    adv = []
-    for step in range(15):
-        loss = obj(stage.denoiser, batch, gens(0))
-        adv.append(obj.metrics()["g_adv"])
-        opt.zero_grad()
-        loss.mean().backward()
-        opt.step()
+    adv = _generator_steps(obj, stage, batch, gens(0), 15)
     assert adv[-1] < adv[0]
 
 
@@ -80,3 +86,70 @@ def test_config_refuses_adversarial_where_it_does_not_apply(assets, tmp_path):
         run_config(assets, tmp_path / "r", adversarial={"weight": 0.1})
     with pytest.raises(ConfigError, match="adversarial.weight"):
         run_config(assets, tmp_path / "r", sr=True, adversarial={"weight": -1})
+
+
+def test_samples_mode_runs_ddim_from_the_noised_bicubic_image():
+    """Closed forms of the sampled path: a denoiser that always answers x0* lands exactly on x0* in any number
+    of steps, and the first call sees the bicubic-upsampled low-res image plus noise at s(start)."""
+    stage = _tiny_sr()
+    obj = AdversarialObjective(DiffusionObjective(stage.config, stage.schedule), channels=8, judged="samples",
+                               sample_steps=3, start=0.5)
+    batch = _batch(2)
+    lowres = torch.nn.functional.avg_pool2d(batch.image, 2)
+    target = torch.full_like(batch.image, 0.25)
+    seen = []
+
+    def constant(x, sigma, cond):
+        seen.append((x.clone(), sigma.clone(), cond.drop.clone()))
+        return target
+
+    from openimagen.diffusion.cond import Cond
+
+    cond = Cond(text=batch.text, mask=batch.mask, drop=torch.ones(2, dtype=torch.bool), lowres=lowres,
+                aug_sigma=torch.zeros(2))
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]
+    out = obj.sample(constant, lowres, cond, gens)
+    assert torch.equal(out, target) and len(seen) == 3
+    s0 = float(stage.schedule.noise_level(torch.tensor([0.5], dtype=torch.float64)))
+    assert torch.allclose(seen[0][1], torch.full((2,), s0, dtype=seen[0][1].dtype))
+    assert not seen[0][2].any()                                   # the text is never dropped: SR samples unguided
+    up = torch.nn.functional.interpolate(lowres, size=(32, 32), mode="bicubic", align_corners=False).clamp(-1, 1)
+    z = (seen[0][0] - up) / s0                                    # what was added to the upsampled image: N(0, 1)
+    assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1
+
+
+def test_samples_mode_backpropagates_through_every_step_and_fools_the_discriminator():
+    stage = _tiny_sr()
+    obj = AdversarialObjective(DiffusionObjective(stage.config, stage.schedule), weight=1.0, r1_gamma=0.0, lr=2e-3,
+                               channels=8, judged="samples", sample_steps=2, start=0.5)
+    batch, gens = _batch(), lambda s: [torch.Generator().manual_seed(100 * s + k) for k in range(4)]
+    # the sample's gradient reaches the network through both steps: it differs from the last step's alone
+    lowres = torch.nn.functional.avg_pool2d(batch.image, 2)
+    _, _, cond = obj.diffusion.terms(stage.denoiser, batch, gens(0))
+    grads = []
+    for detach_first in (False, True):
+        net = stage.denoiser
+        calls = []
+
+        def den(x, sigma, c, net=net, calls=calls, detach_first=detach_first):
+            out = net(x, sigma, c)
+            calls.append(1)
+            return out.detach() if detach_first and len(calls) == 1 else out
+
+        stage.denoiser.zero_grad()
+        obj.sample(den, lowres, cond, gens(1)).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in stage.denoiser.parameters() if p.grad is not None]))
+    assert not torch.allclose(grads[0], grads[1])
+    for step in range(20):                                        # the discriminator learns first
+        obj(stage.denoiser, batch, gens(step))
+    adv = _generator_steps(obj, stage, batch, gens(0), 12)       # then the generator alone against it
+    assert adv[-1] < adv[0]
+
+
+def test_config_reads_the_samples_mode_and_refuses_bad_values(assets, tmp_path):
+    cfg = run_config(assets, tmp_path / "r", sr=True, adversarial={"judged": "samples", "sample_steps": 3})
+    assert cfg.adversarial.judged == "samples" and cfg.adversarial.sample_steps == 3
+    with pytest.raises(ConfigError, match="adversarial.judged"):
+        run_config(assets, tmp_path / "r", sr=True, adversarial={"judged": "trajectory"})
+    with pytest.raises(ConfigError, match="adversarial.sample_steps"):
+        run_config(assets, tmp_path / "r", sr=True, adversarial={"sample_steps": 0})

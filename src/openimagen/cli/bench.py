@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from openimagen.cli.values import progress_bar
+from openimagen.cli.values import add_variant_flag, progress_bar
 from openimagen.errors import InvalidArgumentError
 
 
@@ -20,6 +20,7 @@ def add_bench_parser(subparsers) -> None:
         description="Time a cascade and each of its stages for every sampler, step count and batch size (medians "
                     "over repeats), record peak RSS and peak CUDA memory, print a table and write JSON.")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
+    add_variant_flag(p)
     p.add_argument("--samplers", default=None, help="comma-separated samplers, e.g. dpmpp_2m,ddim "
                                                     "(default: each stage's own)")
     p.add_argument("--steps", default=None, help="comma-separated step counts for every stage, e.g. 10,20 "
@@ -81,7 +82,7 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     if (args.onnx is not None) + args.compile + args.fast > 1:
         raise InvalidArgumentError("--onnx, --compile and --fast are different options; time one at a time")
-    pipe = Pipeline.from_pretrained(args.model, device=device)
+    pipe = Pipeline.from_pretrained(args.model, device=device, variant=args.variant)
     option = "eager"
     if args.onnx is not None:
         from openimagen.accel.onnx import use_onnx
@@ -101,6 +102,8 @@ def run_bench(args) -> int:
     with progress_bar(args.no_progress, total, "bench", unit="config") as update:
         result = bench_pipeline(pipe, settings, progress=update)
     result.settings["model"] = str(args.model) if args.model is not None else "default"
+    if args.variant is not None:
+        result.settings["variant"] = args.variant
     result.settings["runtime"] = option
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result.to_json(), indent=1) + "\n"))
     print(table(result))

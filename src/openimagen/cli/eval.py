@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from openimagen.cli.values import per_stage_float, progress_bar
+from openimagen.cli.values import add_variant_flag, per_stage_float, progress_bar
 from openimagen.errors import InvalidArgumentError
 
 
@@ -25,6 +25,7 @@ def add_eval_parser(subparsers) -> None:
         description="Generate images for a prompt suite with a cascade, score whether each shows every object, count, "
                     "colour and relation of its prompt, and write results.json, report.md and grid.png.")
     p.add_argument("--model", default=None, help="model directory to evaluate (not needed with --score-folder)")
+    add_variant_flag(p)
     p.add_argument("--suite", default="shapes", help="shapes (text alignment, default), emoji (fidelity and prompt "
                                                      "agreement on --data, an emoji build) or folder (fidelity on any "
                                                      "captioned --data folder/manifest)")
@@ -160,7 +161,7 @@ def _load_pipeline(args):
     from openimagen.cli.generate import _check_device
     from openimagen.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(args.model, device=_check_device(args.device))
+    pipe = Pipeline.from_pretrained(args.model, device=_check_device(args.device), variant=args.variant)
     if args.onnx is not None:
         from openimagen.accel.onnx import use_onnx
 

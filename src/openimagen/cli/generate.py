@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from openimagen.cli.values import per_stage, read_image
+from openimagen.cli.values import add_variant_flag, per_stage, read_image
 from openimagen.errors import InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.provenance import image_metadata, png_info, read_record
 
@@ -52,6 +52,7 @@ def add_common_flags(p) -> None:
     """Output, model, sampling, seed, device and safety flags: shared by ``generate`` and ``edit``."""
     p.add_argument("-o", "--out", type=Path, default=Path("out.png"), help="output PNG path (default: out.png)")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
+    add_variant_flag(p)
     p.add_argument("--negative-prompt", default=None,
                    help="guide away from this text (instead of the null text), for every prompt")
     for name, (flag, _) in PER_STAGE_FLAGS.items():
@@ -222,10 +223,11 @@ def prepare(args):
     from openimagen.pipeline import Pipeline
 
     model = args.model or (record or {}).get("model") or "default"
+    variant = args.variant if args.variant is not None or args.model is not None else (record or {}).get("variant")
     try:
         pipe = Pipeline.from_pretrained(None if model == "default" else model, device=device,
                                         dtype=getattr(torch, args.dtype),
-                                        watermark=None if args.no_watermark else "default")
+                                        watermark=None if args.no_watermark else "default", variant=variant)
     except ModelLoadError as e:
         if record is not None and args.model is None:
             raise ModelLoadError(f"{e} (the model recorded in {args.from_png}; pass --model DIR)") from None

@@ -1,11 +1,14 @@
 """``openimagen info DIR``: what a model directory holds."""
 from __future__ import annotations
 
+from openimagen.cli.values import add_variant_flag
+
 
 def add_info_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="describe a model directory",
                               description="Print a cascade's stages, resolutions, parameter counts and text encoder.")
     p.add_argument("model", nargs="?", default=None, help="model directory (default: the shipped default model)")
+    add_variant_flag(p)
     p.set_defaults(func=run_info)
 
 
@@ -22,6 +25,8 @@ def describe(pipe) -> str:
                      f"{s.threshold} thresholding" + (f", aug level {s.aug_level}, sr strength {s.sr_strength}"
                                                 if c.is_super_resolution else ""))
     lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
+    for name, stages in pipe.config.variants.items():
+        lines.append(f"variant {name!r} (--variant {name}): stages {', '.join(stages)}")
     if pipe.config.description:
         lines.append(f"description: {pipe.config.description}")
     return "\n".join(lines)
@@ -30,5 +35,5 @@ def describe(pipe) -> str:
 def run_info(args) -> int:
     from openimagen.pipeline import Pipeline
 
-    print(describe(Pipeline.from_pretrained(args.model)))
+    print(describe(Pipeline.from_pretrained(args.model, variant=args.variant)))
     return 0

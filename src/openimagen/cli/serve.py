@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from openimagen.cli.generate import DTYPES, _check_device, add_safety_flags, safety_from_args
+from openimagen.cli.values import add_variant_flag
 from openimagen.errors import InvalidArgumentError
 
 # flag -> (ServeConfig field, type, help)
@@ -27,6 +28,7 @@ def add_serve_parser(subparsers) -> None:
                                           "its web page. With no flags: the shipped default model on "
                                           "http://127.0.0.1:8000/. See docs/SERVING.md.")
     p.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
+    add_variant_flag(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--api-keys", type=Path, default=None,
@@ -94,7 +96,7 @@ def run_serve(args) -> int:
             read_adapter(path)
         except ModelLoadError as e:
             raise ModelLoadError(f"--lora: {e}") from None
-    spec = dict(model=args.model, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
+    spec = dict(model=args.model, variant=args.variant, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
                 loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None, fast=args.fast)
     if args.ray:
         from openimagen.serve.ray_app import run_ray

@@ -11,6 +11,13 @@ from openimagen.errors import InvalidArgumentError, OpenImagenError
 PerStageFloat = Union[float, tuple]
 
 
+def add_variant_flag(p) -> None:
+    """``--variant NAME``: one of the model directory's named alternative cascades (pipeline.json ``variants``)."""
+    p.add_argument("--variant", default=None,
+                   help="one of the model's named alternative cascades, e.g. 'fast' (the default model's distilled "
+                        "base student with the same SR stage); `openimagen info` lists them")
+
+
 def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float = float("inf")) -> Optional[PerStageFloat]:
     """``"4"`` -> 4.0 (every stage); ``"4,1"`` -> (4.0, 1.0) (base, then each super-resolution stage); None stays
     None. Every value must lie in [lo, hi); otherwise an :class:`InvalidArgumentError` names ``flag``."""

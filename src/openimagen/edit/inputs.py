@@ -115,4 +115,4 @@ def run_from(pipe: Pipeline, request: GenerationRequest, first: int, sample: Cal
     timings = {"text": t_text, **timings, "total": time.perf_counter() - t0}
     return PipelineOutput(images=pipe.mark(to_pil(xs[-1])), stages=xs, timings=timings, seeds=request.seeds,
                           request=request, settings=settings, model_hash=pipe.model_hash, edit=edit,
-                          loras=pipe.loras.describe(loras))
+                          loras=pipe.loras.describe(loras), variant=pipe.variant)

@@ -11,7 +11,7 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, ConfigDict, Field, Strict, WithJsonSchema
@@ -130,6 +130,7 @@ def _folder_name(name: str) -> str:
 
 
 StageName = Annotated[str, Strict(), AfterValidator(_folder_name)]
+VariantName = Annotated[str, Strict(), Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 Resolution = Annotated[int, Field(ge=1, le=1 << 14), PlainNumber, Strict()]
 
 
@@ -143,11 +144,25 @@ class PipelineConfig:
     max_length: Annotated[int, Field(ge=1, le=4096), PlainNumber, Strict()] = 32   # text tokens per prompt
     format_version: Annotated[int, Strict()] = FORMAT_VERSION
     description: Annotated[str, Strict()] = ""
+    # named alternative cascades in the same directory, e.g. {"fast": ["stage0_base_student4", "stage1_sr"]}: a
+    # distilled student in place of its teacher, sharing the other stages' folders (from_pretrained(variant=...))
+    variants: dict[VariantName, Annotated[tuple[StageName, ...], Field(min_length=1)]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = fields_omitting_later(self, ("variants",))
         d["stages"] = list(self.stages)
+        if "variants" in d:
+            d["variants"] = {k: list(v) for k, v in d["variants"].items()}
         return d
+
+    def variant(self, name: Optional[str]) -> "PipelineConfig":
+        """The config of the cascade named ``name`` (None: this one): its stage folders, no variants of its own,
+        the description saying which it is. UnknownNameError (a ConfigError) lists the variants there are."""
+        if name is None:
+            return self
+        check_choice("model variant", name, self.variants)
+        return replace(self, stages=self.variants[name], variants={},
+                       description=f"{self.description} [variant {name!r}]".lstrip())
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":

@@ -47,6 +47,7 @@ class PipelineOutput:
     model_hash: str = ""                                    # Pipeline.model_hash of the model that ran
     edit: Optional[dict] = None                             # img2img / upscale: mode, strength, first stage run
     loras: list = field(default_factory=list)               # the LoRA adapters that ran: name, stage, scale, sha256
+    variant: Optional[str] = None                           # the model's named alternative cascade that ran, if one
 
     def record(self, k: int) -> dict:
         """JSON-ready record that re-creates image ``k``: openimagen version, model hash and the request for that
@@ -111,6 +112,7 @@ class Pipeline:
         self.text_encoder, self.stages, self.config = text_encoder, list(stages), config
         self.watermark: Optional[Watermark] = Watermark() if watermark == "default" else watermark
         self._model_hash: Optional[str] = None
+        self.variant: Optional[str] = None                 # set by from_pretrained(variant=...)
         from openimagen.lora.manager import LoraAdapters
 
         self.loras = LoraAdapters(self)                    # LoRA adapters loaded onto the stages, and the active set
@@ -120,10 +122,13 @@ class Pipeline:
     def from_pretrained(cls, path=None, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
                         text_encoder: Optional[TextEncoder] = None,
                         transform: Optional[NetTransform] = None,
-                        watermark: Union[Watermark, None, str] = "default") -> "Pipeline":
+                        watermark: Union[Watermark, None, str] = "default",
+                        variant: Optional[str] = None) -> "Pipeline":
         """Load a model directory (default: the shipped default model). ``dtype`` (float32, float16, bfloat16) is the
         networks' precision; sampling state stays float32. ``transform(net) -> net`` is applied to each stage's
-        network after its weights are loaded (LoRA, quantization). ``watermark``: see the class docstring."""
+        network after its weights are loaded (LoRA, quantization). ``watermark``: see the class docstring.
+        ``variant``: one of pipeline.json's named alternative cascades (e.g. the default model's ``"fast"``, its
+        distilled base student with the same SR stage); ModelLoadError names the variants there are."""
         check_dtype(dtype)
         device = resolve_device(device)
         if path is None:
@@ -133,11 +138,14 @@ class Pipeline:
             path = DEFAULT_MODEL_DIR
         root = check_model_dir(path)
         cfg = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict, read_json(root / PIPELINE_NAME))
+        cfg = config_error_as_load_error(root / PIPELINE_NAME, cfg.variant, variant)
         stages = [Stage.load(root / name, transform).to(device=device, dtype=dtype).eval() for name in cfg.stages]
         if text_encoder is None:
             text_encoder = load_text_encoder(cfg.text_encoder, max_length=cfg.max_length, device=device)
         try:
-            return cls(text_encoder, stages, cfg, watermark=watermark)
+            pipe = cls(text_encoder, stages, cfg, watermark=watermark)
+            pipe.variant = variant
+            return pipe
         except ModelLoadError as e:             # the cascade's stages disagree: name the file of the stage at fault
             if e.stage is None:
                 raise
@@ -252,7 +260,7 @@ class Pipeline:
         return PipelineOutput(images=[im for p in parts for im in p.images],
                               stages=[torch.cat([p.stages[i] for p in parts]) for i in range(len(parts[0].stages))],
                               timings=timings, seeds=request.seeds, request=request, settings=parts[0].settings,
-                              model_hash=self.model_hash, loras=parts[0].loras)
+                              model_hash=self.model_hash, loras=parts[0].loras, variant=self.variant)
 
     def batch_key(self, request: GenerationRequest) -> tuple:
         """What requests must share to run in one :meth:`generate_batch` call: ``(settings, batch_invariant,
@@ -295,7 +303,7 @@ class Pipeline:
             sl = slice(start, start + r.num_images)
             outs.append(PipelineOutput(images=images[sl], stages=[t[sl] for t in xs], timings=dict(timings),
                                        seeds=r.seeds, request=r, settings=settings, model_hash=self.model_hash,
-                                       loras=self.loras.describe(loras)))
+                                       loras=self.loras.describe(loras), variant=self.variant))
             start += r.num_images
         return outs
 

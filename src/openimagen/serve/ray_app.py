@@ -38,8 +38,9 @@ def deployment(spec: dict, max_replicas: int = 1, name: str = "openimagen"):
 
 
 def app_builder(args: dict):
-    """For ``serve run openimagen.serve.ray_app:app_builder model=DIR replicas=N device=cpu``."""
-    spec = {"model": args.get("model"), "device": args.get("device", "cpu"), "dtype": args.get("dtype", "float32")}
+    """For ``serve run openimagen.serve.ray_app:app_builder model=DIR replicas=N device=cpu [variant=NAME]``."""
+    spec = {"model": args.get("model"), "device": args.get("device", "cpu"), "dtype": args.get("dtype", "float32"),
+            "variant": args.get("variant")}
     return deployment(spec, max_replicas=int(args.get("replicas", 1)))
 
 

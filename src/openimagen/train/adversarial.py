@@ -8,7 +8,15 @@ sample in a few steps:
     discriminator    mean relu(1 - D(x0 | lowres)) + mean relu(1 + D(x0_hat | lowres)) + r1_gamma / 2 E||grad D(x0)||^2
 
 x0_hat is the stage's estimate c_skip x + c_out F at the noise level the diffusion loss drew (EDM's D(x; sigma)),
-``lowres`` the clean, antialiased low-res image the stage was conditioned on (before noise augmentation). The
+``lowres`` the clean, antialiased low-res image the stage was conditioned on (before noise augmentation).
+
+With ``judged="samples"`` the adversarial term judges, instead, the image the stage *samples*: ``sample_steps``
+deterministic DDIM steps (x' = D + (s'/s)(x - D), gradients through every step) from the bicubic-upsampled
+low-res image noised to schedule time ``start`` (the stage's ``sr_strength``), as Adversarial Diffusion
+Distillation (Sauer et al. 2023, Sec. 3) puts its adversarial loss on the student's samples. The one-step
+estimates at random noise levels are too close to real images for a discriminator to separate them, while what
+costs the SR stage its quality (a coloured speckle along edges, docs/EVALUATION.md) appears along that sampling
+path. The
 hinge loss (Lim & Ye 2017), spectral normalisation (Miyato et al. 2018) and the R1 penalty (Mescheder et al.
 2018) are the usual stabilisers; the loss mix follows Adversarial Diffusion Distillation (Sauer et al. 2023:
 adversarial loss on the denoiser's x0 estimate) and Real-ESRGAN (Wang et al. 2021: a pixel loss plus a
@@ -21,6 +29,7 @@ trainer's checkpoints (``objective.safetensors``), so a run resumes exactly; ``m
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -28,8 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser
-from openimagen.samplers.noise import Generators
+from openimagen.diffusion.schedules import sampling_sigmas
+from openimagen.samplers.noise import Generators, randn
 from openimagen.train.objective import TrainBatch
 from openimagen.train.step import DiffusionObjective, downsample
 
@@ -64,10 +75,16 @@ class AdversarialObjective:
     """
 
     def __init__(self, diffusion: DiffusionObjective, *, weight: float = 0.1, r1_gamma: float = 1.0,
-                 lr: float = 2e-4, channels: int = 32, spectral: bool = True, device=None):
+                 lr: float = 2e-4, channels: int = 32, spectral: bool = True, device=None,
+                 judged: str = "estimate", sample_steps: int = 2, start: float = 1.0):
         if not diffusion.stage_config.is_super_resolution:
             raise ValueError("AdversarialObjective refines super-resolution stages")
+        if judged not in ("estimate", "samples") or not isinstance(sample_steps, int) or sample_steps < 1 \
+                or not 0 < start <= 1:
+            raise ValueError(f"judged must be 'estimate' or 'samples', sample_steps >= 1 and start in (0, 1], got "
+                             f"{judged!r}, {sample_steps!r}, {start!r}")
         self.diffusion, self.weight, self.r1_gamma = diffusion, float(weight), float(r1_gamma)
+        self.judged, self.sample_steps, self.start = judged, sample_steps, float(start)
         self.disc = PatchDiscriminator(channels, spectral=spectral).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.0, 0.99))
         self._metrics: dict = {}
@@ -76,20 +93,37 @@ class AdversarialObjective:
     def from_run_config(cls, cfg, stage_config, schedule, device=None) -> "AdversarialObjective":
         a = cfg.adversarial
         return cls(DiffusionObjective.from_run_config(cfg, stage_config, schedule), weight=a.weight,
-                   r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, spectral=a.spectral_norm, device=device)
+                   r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, spectral=a.spectral_norm, device=device,
+                   judged=a.judged, sample_steps=a.sample_steps, start=stage_config.sampling.sr_strength)
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
-        loss, x0_hat, _ = self.diffusion.terms(denoiser, batch, generator)
+        loss, x0_hat, cond = self.diffusion.terms(denoiser, batch, generator)
         lowres = downsample(batch.image, self.diffusion.stage_config.lowres_resolution)    # (B, C, r, r), clean
+        judged = x0_hat if self.judged == "estimate" else self.sample(denoiser, lowres, cond, generator)
         if torch.is_grad_enabled():
-            self.discriminator_step(batch.image, x0_hat.detach(), lowres)
+            self.discriminator_step(batch.image, judged.detach(), lowres)
         self.disc.requires_grad_(False)
         try:
-            g_adv = -self.disc(x0_hat, lowres).flatten(1).mean(1)                          # (B,)
+            g_adv = -self.disc(judged, lowres).flatten(1).mean(1)                          # (B,)
         finally:
             self.disc.requires_grad_(True)
         self._metrics.update(g_adv=float(g_adv.detach().mean()), diffusion=float(loss.detach().mean()))
         return loss + self.weight * g_adv
+
+    def sample(self, denoiser: Denoiser, lowres: torch.Tensor, cond: Cond, generator: Generators) -> torch.Tensor:
+        """The stage's DDIM sample (B, C, R, R), differentiable, from ``lowres`` (B, C, r, r) bicubic-upsampled
+        and noised to schedule time ``start``: ``sample_steps`` steps on the "time" grid, text never dropped
+        (the SR stage samples unguided), the low-res conditioning (with its augmentation) that of ``cond``."""
+        side = self.diffusion.stage_config.resolution
+        init = F.interpolate(lowres, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+        sigmas = sampling_sigmas(self.diffusion.schedule, self.sample_steps, "time", t_max=self.start)
+        noise = randn(init.shape, generator, init.device, init.dtype)
+        cond = replace(cond, drop=torch.zeros_like(cond.drop))
+        x = init + float(sigmas[0]) * noise
+        for s, s_next in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
+            x0 = denoiser(x, torch.full((x.shape[0],), s, device=x.device, dtype=x.dtype), cond)
+            x = x0 + (s_next / s) * (x - x0)                       # DDIM, eta 0; the last step (s' = 0) gives x0
+        return x
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
         """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""

@@ -151,6 +151,11 @@ class AdversarialSection:
     lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 2e-4   # discriminator
     channels: Annotated[int, Field(ge=4, le=1024), PlainNumber, Strict()] = 32   # discriminator width
     spectral_norm: Bool = True                    # spectral normalisation of the discriminator's convolutions
+    # what D judges: "estimate", the stage's one-step x0 estimate at the diffusion loss's noise level; "samples",
+    # its own few-step DDIM samples started, as it samples, from the bicubic-upsampled low-res image noised to
+    # stage.sampling.sr_strength (Adversarial Diffusion Distillation's loss on the student's samples)
+    judged: _one_of("estimate", "samples") = "estimate"
+    sample_steps: Annotated[int, Field(ge=1, le=8), PlainNumber, Strict()] = 2     # "samples": DDIM steps, backpropagated
 
 
 @dataclass(frozen=True, config=CONFIG)

@@ -1,0 +1,67 @@
+"""Named alternative cascades in one model directory (pipeline.json ``variants``): how the default model ships its
+distilled base student beside its teacher, sharing the SR stage's folder (issue 15, point 1)."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from openimagen.errors import ModelLoadError
+from openimagen.pipeline import Pipeline, PipelineConfig
+from openimagen.pipeline.provenance import RECORD_KEY, image_metadata
+from tests.pipeline.fixtures import encoder, tiny_pipeline
+
+
+@pytest.fixture(scope="module")
+def model_with_variant(tmp_path_factory):
+    """The tiny cascade plus a second base stage (other weights) and a variant "fast" that uses it."""
+    root = tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("model") / "m")
+    other = tiny_pipeline(seed=1).stages[0]
+    other.save(root / "stage0_student")
+    cfg = json.loads((root / "pipeline.json").read_text())
+    cfg["variants"] = {"fast": ["stage0_student", "stage1_sr"]}
+    (root / "pipeline.json").write_text(json.dumps(cfg))
+    return root
+
+
+def test_a_variant_loads_its_own_stage_folders_and_shares_the_rest(model_with_variant):
+    plain = Pipeline.from_pretrained(model_with_variant, text_encoder=encoder())
+    fast = Pipeline.from_pretrained(model_with_variant, text_encoder=encoder(), variant="fast")
+    assert plain.config.stages == ("stage0_base", "stage1_sr") and plain.variant is None
+    assert fast.config.stages == ("stage0_student", "stage1_sr") and fast.variant == "fast"
+    assert fast.config.variants == {} and "variant 'fast'" in fast.config.description
+    assert not torch.equal(plain.stages[0].denoiser.net.stem.weight, fast.stages[0].denoiser.net.stem.weight)
+    assert torch.equal(plain.stages[1].denoiser.net.stem.weight, fast.stages[1].denoiser.net.stem.weight)
+    assert plain.model_hash != fast.model_hash
+    a = plain("a red circle", seed=3, steps=2)
+    b = fast("a red circle", seed=3, steps=2)
+    assert b.variant == "fast" and a.variant is None
+    assert not torch.equal(a.stages[0], b.stages[0])
+    assert image_metadata(b, 0, "m")[RECORD_KEY]["variant"] == "fast"          # the PNG says which cascade made it
+    assert "variant" not in image_metadata(a, 0, "m")[RECORD_KEY]
+
+
+def test_an_unknown_variant_is_one_line_naming_the_ones_there_are(model_with_variant):
+    with pytest.raises(ModelLoadError, match=r"pipeline.json: unknown model variant 'turbo'.*fast") as info:
+        Pipeline.from_pretrained(model_with_variant, text_encoder=encoder(), variant="turbo")
+    assert "\n" not in str(info.value)
+    plain = tiny_pipeline().save_pretrained(model_with_variant.parent / "plain")
+    with pytest.raises(ModelLoadError, match="unknown model variant 'fast'"):
+        Pipeline.from_pretrained(plain, text_encoder=encoder(), variant="fast")
+
+
+def test_a_variant_whose_stage_folder_is_missing_names_it(model_with_variant, tmp_path):
+    m = shutil.copytree(model_with_variant, tmp_path / "m")
+    shutil.rmtree(m / "stage0_student")
+    with pytest.raises(ModelLoadError, match="stage0_student"):
+        Pipeline.from_pretrained(m, text_encoder=encoder(), variant="fast")
+    Pipeline.from_pretrained(m, text_encoder=encoder())          # the main cascade does not need it
+
+
+def test_configs_without_variants_are_written_as_before():
+    """The field is written only when set, so existing pipeline.json files and model hashes stay as they were."""
+    cfg = PipelineConfig(stages=("a", "b"))
+    assert "variants" not in cfg.to_dict()
+    with_v = PipelineConfig(stages=("a", "b"), variants={"fast": ("c", "b")})
+    assert with_v.to_dict()["variants"] == {"fast": ["c", "b"]}
+    assert PipelineConfig.from_dict(with_v.to_dict()) == with_v
