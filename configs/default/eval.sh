@@ -6,7 +6,8 @@ set -euo pipefail
 OI=${OI:-openimagen}
 M=${M:-src/openimagen/models/default}
 OUT=${OUT:-runs/eval-default}
-EMOJI="--suite emoji --model $M --data data/emoji64 --images-per-prompt 1 --no-progress"
+V=${VARIANT:+--variant $VARIANT}      # VARIANT=fast: the model's distilled "fast" cascade
+EMOJI="--suite emoji --model $M $V --data data/emoji64 --images-per-prompt 1 --no-progress"
 part=${1:-all}
 
 if [[ $part == all || $part == choose ]]; then
@@ -24,10 +25,10 @@ if [[ $part == all || $part == choose ]]; then
 fi
 if [[ $part == all || $part == final ]]; then
   # Text alignment on the final 64 px output: seen and held-out combinations, one image per prompt.
-  $OI eval --suite shapes --model $M --split seen    --images-per-prompt 1 --no-progress --out $OUT/shapes-seen
-  $OI eval --suite shapes --model $M --split heldout --images-per-prompt 1 --no-progress --out $OUT/shapes-heldout
+  $OI eval --suite shapes --model $M $V --split seen    --images-per-prompt 1 --no-progress --out $OUT/shapes-seen
+  $OI eval --suite shapes --model $M $V --split heldout --images-per-prompt 1 --no-progress --out $OUT/shapes-heldout
   # Fidelity and prompt agreement on emoji: 200 prompts, subgroup-stratified, against the real images.
   $OI eval $EMOJI --limit 200 --out $OUT/emoji
   # Speed and memory.
-  $OI bench --model $M --samplers dpmpp_2m --steps 10,20 --batch-sizes 1,8 --repeats 3 --out $OUT/bench.json
+  $OI bench --model $M $V --samplers dpmpp_2m --steps 10,20 --batch-sizes 1,8 --repeats 3 --out $OUT/bench.json
 fi

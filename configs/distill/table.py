@@ -1,9 +1,10 @@
 """The progressive-distillation table (docs/EVALUATION.md) from runs/eval-progressive (configs/distill/
 eval-progressive.sh): python configs/distill/table.py. Prints Markdown; reads only."""
 import json
+import sys
 from pathlib import Path
 
-OUT = Path("runs/eval-progressive")
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/eval-progressive")   # or: table.py runs/eval-students
 # name: (what, network evaluations per image)
 ROWS = {"teacher-dpmpp-32": ("teacher (shipped base), DPM-Solver++(2M) 32 steps, guidance 2", 64),
         "teacher-ddim-16": ("teacher, DDIM 16 steps, guidance 2", 32),

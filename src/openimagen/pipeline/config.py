@@ -8,6 +8,11 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
       stage0_base/model.safetensors its weights (EMA, fp32 or fp16)
       stage1_sr/config.json         super-resolution stage, lowres_resolution = previous stage's resolution
       stage1_sr/model.safetensors
+      stage0_base_student4/...      (optional) a stage folder only a variant uses
+
+``pipeline.json`` may name ``variants``, alternative cascades of stage folders in the same directory (the
+default model's ``"fast"``: its distilled base student, then the same SR stage), loaded with
+``Pipeline.from_pretrained(path, variant="fast")`` or ``--variant fast``.
 """
 from __future__ import annotations
 
