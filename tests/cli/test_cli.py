@@ -188,3 +188,28 @@ def test_output_locations_that_cannot_be_written_are_one_line_before_any_work(tm
     code, _, err = run(capsys, *[a.format(**fill) for a in argv])
     assert code == 2 and err.startswith("error: ") and words.format(**fill) in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "f").read_text() == "keep me"
+
+
+def test_variant_flag_generates_with_the_variant_and_from_png_re_creates_it(tmp_path, capsys):
+    """``--variant`` loads the model's named alternative cascade; its PNG records it, so ``--from-png`` alone
+    re-creates the same pixels; ``info`` lists the variants; an unknown one is one line naming those there are."""
+    root = tiny_pipeline().save_pretrained(tmp_path / "m")
+    tiny_pipeline(seed=1).stages[0].save(root / "stage0_student")
+    cfg = json.loads((root / "pipeline.json").read_text())
+    cfg["variants"] = {"fast": ["stage0_student", "stage1_sr"]}
+    (root / "pipeline.json").write_text(json.dumps(cfg))
+    args = ("a red square", "--model", root, "--steps", 2, "--seed", 4, "--no-progress")
+    code, _, err = run(capsys, "generate", *args, "--variant", "fast", "-o", tmp_path / "fast.png")
+    assert code == 0, err
+    run(capsys, "generate", *args, "-o", tmp_path / "plain.png")
+    fast, plain = Image.open(tmp_path / "fast.png"), Image.open(tmp_path / "plain.png")
+    assert json.loads(fast.text["openimagen"])["variant"] == "fast"
+    assert pixels(fast) != pixels(plain)
+    code, _, err = run(capsys, "generate", "--from-png", tmp_path / "fast.png", "-o", tmp_path / "again.png",
+                       "--no-progress")
+    assert code == 0 and "warning" not in err, err
+    assert pixels(Image.open(tmp_path / "again.png")) == pixels(fast)
+    code, out, _ = run(capsys, "info", root)
+    assert code == 0 and "variant 'fast' (--variant fast): stages stage0_student, stage1_sr" in out
+    code, _, err = run(capsys, "generate", *args, "--variant", "turbo", "-o", tmp_path / "x.png")
+    assert code == 2 and "unknown model variant 'turbo'" in err and "fast" in err and err.count("\n") == 1

@@ -72,6 +72,7 @@ def test_generated_pngs_carry_the_mark_of_the_default_model(capsys, tmp_path):
     (["--device", "cuda:0"], "CUDA is not available"),
     (["--device", "meta"], "cannot run models"),
     (["--policy", "/no/such/deny.txt"], "prompt policy /no/such/deny.txt: cannot read it"),
+    (["--variant", "turbo"], "unknown model variant 'turbo'"),
 ])
 def test_bad_serve_flags_are_one_line_exit_2(capsys, argv, match):
     code, _, err = run(capsys, "serve", *argv)
