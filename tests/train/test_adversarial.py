@@ -153,3 +153,22 @@ def test_config_reads_the_samples_mode_and_refuses_bad_values(assets, tmp_path):
         run_config(assets, tmp_path / "r", sr=True, adversarial={"judged": "trajectory"})
     with pytest.raises(ConfigError, match="adversarial.sample_steps"):
         run_config(assets, tmp_path / "r", sr=True, adversarial={"sample_steps": 0})
+
+
+def test_discriminator_warm_up_keeps_the_generator_term_off_and_is_checkpointed():
+    stage = _tiny_sr()
+    diffusion = DiffusionObjective(stage.config, stage.schedule)
+    obj = AdversarialObjective(diffusion, weight=1.0, r1_gamma=0.0, lr=2e-3, channels=8, warmup_steps=3)
+    batch, gens = _batch(), lambda s: [torch.Generator().manual_seed(100 * s + k) for k in range(4)]
+    before = [p.clone() for p in obj.disc.parameters()]
+    for step in range(3):                                      # warm-up: exactly the diffusion loss, D moves
+        assert torch.equal(obj(stage.denoiser, batch, gens(step)), diffusion(stage.denoiser, batch, gens(step)))
+    assert obj.metrics()["g_adv"] == 0.0 and obj.d_steps == 3
+    assert any(not torch.equal(a, b) for a, b in zip(before, obj.disc.parameters()))
+    tensors, meta = obj.state()
+    again = AdversarialObjective(diffusion, weight=1.0, r1_gamma=0.0, lr=2e-3, channels=8, warmup_steps=3)
+    again.load_state(tensors, meta)
+    assert again.d_steps == 3
+    for o in (obj, again):                                     # after it: the adversarial term is on, in both
+        loss = o(stage.denoiser, batch, gens(7))
+        assert not torch.equal(loss, diffusion(stage.denoiser, batch, gens(7))) and o.metrics()["g_adv"] != 0.0

@@ -71,12 +71,14 @@ class AdversarialObjective:
     """:class:`DiffusionObjective` plus a discriminator's loss on the x0 estimate (module docstring).
 
     ``weight``: the adversarial term's factor in the generator loss; ``r1_gamma``: the R1 penalty's;
-    ``lr``: the discriminator's Adam learning rate (betas 0, 0.99 as in StyleGAN2).
+    ``lr``: the discriminator's Adam learning rate (betas 0, 0.99 as in StyleGAN2). ``judged``, ``sample_steps``
+    and ``start``: what D judges (module docstring). ``warmup_steps``: D's first updates, in which the returned
+    loss is the diffusion loss alone (D learns against the unchanged stage first).
     """
 
     def __init__(self, diffusion: DiffusionObjective, *, weight: float = 0.1, r1_gamma: float = 1.0,
                  lr: float = 2e-4, channels: int = 32, spectral: bool = True, device=None,
-                 judged: str = "estimate", sample_steps: int = 2, start: float = 1.0):
+                 judged: str = "estimate", sample_steps: int = 2, start: float = 1.0, warmup_steps: int = 0):
         if not diffusion.stage_config.is_super_resolution:
             raise ValueError("AdversarialObjective refines super-resolution stages")
         if judged not in ("estimate", "samples") or not isinstance(sample_steps, int) or sample_steps < 1 \
@@ -85,6 +87,7 @@ class AdversarialObjective:
                              f"{judged!r}, {sample_steps!r}, {start!r}")
         self.diffusion, self.weight, self.r1_gamma = diffusion, float(weight), float(r1_gamma)
         self.judged, self.sample_steps, self.start = judged, sample_steps, float(start)
+        self.warmup_steps, self.d_steps = int(warmup_steps), 0     # D's updates so far (checkpointed)
         self.disc = PatchDiscriminator(channels, spectral=spectral).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.0, 0.99))
         self._metrics: dict = {}
@@ -94,7 +97,8 @@ class AdversarialObjective:
         a = cfg.adversarial
         return cls(DiffusionObjective.from_run_config(cfg, stage_config, schedule), weight=a.weight,
                    r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, spectral=a.spectral_norm, device=device,
-                   judged=a.judged, sample_steps=a.sample_steps, start=stage_config.sampling.sr_strength)
+                   judged=a.judged, sample_steps=a.sample_steps, start=stage_config.sampling.sr_strength,
+                   warmup_steps=a.warmup_steps)
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         loss, x0_hat, cond = self.diffusion.terms(denoiser, batch, generator)
@@ -102,6 +106,10 @@ class AdversarialObjective:
         judged = x0_hat if self.judged == "estimate" else self.sample(denoiser, lowres, cond, generator)
         if torch.is_grad_enabled():
             self.discriminator_step(batch.image, judged.detach(), lowres)
+            self.d_steps += 1
+        if self.warmup_steps and self.d_steps <= self.warmup_steps:     # D's warm-up: the generator's term is off
+            self._metrics.update(g_adv=0.0, diffusion=float(loss.detach().mean()))
+            return loss
         self.disc.requires_grad_(False)
         try:
             g_adv = -self.disc(judged, lowres).flatten(1).mean(1)                          # (B,)
@@ -156,7 +164,7 @@ class AdversarialObjective:
         opt_tensors, opt_json = flatten_optimiser(named)
         tensors = {**{f"disc/{k}": v for k, v in self.disc.state_dict().items()},
                    **{f"opt/{k}": v for k, v in opt_tensors.items()}}
-        return tensors, {"optimiser": opt_json}
+        return tensors, {"optimiser": opt_json, "d_steps": self.d_steps}
 
     def load_state(self, tensors: dict, meta: Optional[dict]) -> None:
         from openimagen.train.checkpoint import unflatten_optimiser
@@ -164,6 +172,7 @@ class AdversarialObjective:
         self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc/")})
         named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")},
                                     (meta or {})["optimiser"])
+        self.d_steps = int((meta or {}).get("d_steps", 0))
         index = {n: i for i, (n, _) in enumerate(self.disc.named_parameters())}
         self.opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
                                   "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
