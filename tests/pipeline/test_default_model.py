@@ -55,6 +55,29 @@ def test_documented_stages_and_resolutions(pipe):
     assert pipe.config.text_encoder in ("default", "minilm-l6-v2")
 
 
+@pytest.fixture(scope="module")
+def fast():
+    return Pipeline.from_pretrained(variant="fast")
+
+
+def test_the_fast_variant_is_the_distilled_base_student_with_the_same_sr_stage(pipe, fast):
+    """Issue 15: the progressive student (docs/TRAINING.md) ships as the variant "fast": 4 DDIM steps at guidance
+    1 (one network pass per step), the cascade's SR stage itself (the same folder, so the same weights)."""
+    assert fast.config.stages == ("stage0_base_student4", "stage1_sr") and fast.variant == "fast"
+    s = fast.stages[0].config.sampling
+    assert (s.sampler, s.steps, s.guidance, s.spacing) == ("ddim", 4, 1.0, "time")
+    assert fast.stages[1].weights_sha256 == pipe.stages[1].weights_sha256
+    assert fast.stages[0].weights_sha256 != pipe.stages[0].weights_sha256
+    assert fast.model_hash != pipe.model_hash
+
+
+def test_fast_variant_fixed_prompt_and_seed_give_the_recorded_image(fast):
+    golden = np.asarray(Image.open(GOLDEN / "default_fast_seed0.png").convert("RGB")).astype(np.int16)
+    diff = np.abs(_generate(fast, seed=0) - golden)
+    assert diff.mean() < 1.0 and diff.max() <= 24, (diff.mean(), diff.max())
+    assert np.abs(_generate(fast, seed=1) - golden).mean() > 8.0
+
+
 def _generate(pipe, seed: int) -> np.ndarray:
     """The model's own pixels (before the watermark, which ``out.images`` carry)."""
     out = pipe([PROMPT], seed=seed)
@@ -94,4 +117,6 @@ if __name__ == "__main__":       # after re-exporting the default model on purpo
     (GOLDEN / "default_model_hash.txt").write_text(Pipeline.from_pretrained().model_hash + "\n")
     # the model's own pixels, as the test compares them (the watermark of ``.images`` is not part of the golden)
     Image.fromarray(_generate(Pipeline.from_pretrained(), seed=0).astype(np.uint8)).save(GOLDEN / "default_seed0.png")
+    Image.fromarray(_generate(Pipeline.from_pretrained(variant="fast"), seed=0).astype(np.uint8)).save(
+        GOLDEN / "default_fast_seed0.png")
     print(f"wrote {GOLDEN / 'default_model_sha256.json'} and {GOLDEN / 'default_seed0.png'}")
