@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
+from demo_modes import DEMO_PROMPTS          # the `make demo` prompts (benchmarks/ is on the path of a script here)
+
 from openimagen import Pipeline
 from openimagen.pipeline.io import write_json
-
-DEMO_PROMPTS = ["a red circle above a blue square", "two green stars", "a big yellow triangle",
-                "a blue square and a black circle", "grinning face", "red heart", "pizza", "rocket"]
 
 
 def main() -> None:
