@@ -49,3 +49,16 @@ def test_int8_cascade_stays_within_a_stated_bound_of_float32(exports):
     diff = float((got - ref).abs().mean())
     # images in [-1, 1]: int8 moves them, but by less than a tenth of what another seed does
     assert 0 < diff <= 0.1 * float((other_seed - ref).abs().mean()), diff
+
+
+def test_quantize_export_returns_a_new_record_and_leaves_the_callers_as_it_was(tmp_path):
+    import copy
+
+    from openimagen.accel.quantize import quantize_export
+
+    pipe = tiny_pipeline()
+    meta = export_onnx(pipe, tmp_path / "x")
+    before = copy.deepcopy(meta)
+    out = quantize_export(pipe, tmp_path / "x", meta, prompts=["a red circle"])
+    assert meta == before and "int8" not in meta
+    assert out["int8"]["calibration_prompts"] == ["a red circle"] and all("int8" in s for s in out["stages"].values())

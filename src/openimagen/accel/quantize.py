@@ -20,6 +20,7 @@ evaluation but no faster than eager float32 on this CPU, which lacks the VNNI in
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -139,9 +140,10 @@ def quantize_graph(src, dst, calibration: Sequence[dict], check: Sequence[dict],
 def quantize_export(pipe, folder, meta: dict, prompts: Sequence[str] = CALIBRATION_PROMPTS, *,
                     seed: int = 0) -> dict:
     """Quantize every stage graph in the export ``folder`` (written for ``pipe``'s weights; its ``onnx.json``
-    content is ``meta``) in place, calibrated on ``prompts``; returns ``meta`` with an ``int8`` record (the
-    calibration prompts and seed) and each stage's :func:`quantize_graph` result under ``stages.<name>.int8``."""
-    folder = Path(folder)
+    content is ``meta``) in place, calibrated on ``prompts``; returns a copy of ``meta`` (which it leaves as it
+    was) with an ``int8`` record (the calibration prompts and seed) and each stage's :func:`quantize_graph`
+    result under ``stages.<name>.int8``."""
+    folder, meta = Path(folder), copy.deepcopy(meta)
     names = {name: meta["stages"][name]["inputs"] for name in pipe.config.stages}
     feeds = record_inputs(pipe, names, prompts, seed=seed)
     for name in pipe.config.stages:
