@@ -79,3 +79,18 @@ def test_cli_export_then_generate_with_onnx(tmp_path):
     bad = run("generate", "a red circle", "--onnx", str(tmp_path / "onnx"), "--steps", "2",
               "-o", str(tmp_path / "y.png"), "--no-progress")       # the shipped model: other weights
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "other weights" in bad.stderr
+
+
+def test_cli_exports_a_variant_and_generates_with_it(tmp_path):
+    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+    tiny_pipeline(seed=1).stages[0].save(model / "stage0_student")
+    cfg = json.loads((model / "pipeline.json").read_text())
+    cfg["variants"] = {"fast": ["stage0_student", "stage1_sr"]}
+    (model / "pipeline.json").write_text(json.dumps(cfg))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "openimagen", *a], capture_output=True, text=True,
+                                    timeout=600)
+    done = run("export-onnx", str(model), "--variant", "fast", "-o", str(tmp_path / "onnx"))
+    assert done.returncode == 0 and "--variant fast --onnx" in done.stdout, done.stderr[-2000:]
+    gen = run("generate", "a red circle", "--model", str(model), "--variant", "fast", "--onnx", str(tmp_path / "onnx"),
+              "--steps", "2", "-o", str(tmp_path / "x.png"), "--no-progress", "--no-policy")
+    assert gen.returncode == 0, gen.stderr[-2000:]

@@ -209,6 +209,12 @@ def test_variant_flag_generates_with_the_variant_and_from_png_re_creates_it(tmp_
                        "--no-progress")
     assert code == 0 and "warning" not in err, err
     assert pixels(Image.open(tmp_path / "again.png")) == pixels(fast)
+    code, _, err = run(capsys, "generate", "--from-png", tmp_path / "fast.png", "--model", root, "-o",
+                       tmp_path / "again2.png", "--no-progress")       # naming the model keeps the recorded variant
+    assert code == 0 and pixels(Image.open(tmp_path / "again2.png")) == pixels(fast), err
+    code, _, err = run(capsys, "generate", "--from-png", tmp_path / "fast.png", "--variant", "nope", "-o",
+                       tmp_path / "z.png")
+    assert code == 2 and "unknown model variant 'nope'" in err and "pass --model" not in err
     code, out, _ = run(capsys, "info", root)
     assert code == 0 and "variant 'fast' (--variant fast): stages stage0_student, stage1_sr" in out
     code, _, err = run(capsys, "generate", *args, "--variant", "turbo", "-o", tmp_path / "x.png")

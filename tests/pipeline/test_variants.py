@@ -37,7 +37,8 @@ def test_a_variant_loads_its_own_stage_folders_and_shares_the_rest(model_with_va
     b = fast("a red circle", seed=3, steps=2)
     assert b.variant == "fast" and a.variant is None
     assert not torch.equal(a.stages[0], b.stages[0])
-    assert image_metadata(b, 0, "m")[RECORD_KEY]["variant"] == "fast"          # the PNG says which cascade made it
+    assert b.record(0)["variant"] == "fast" and "variant" not in a.record(0)   # the record says which cascade made it
+    assert image_metadata(b, 0, "m")[RECORD_KEY]["variant"] == "fast"          # and so does the PNG's
     assert "variant" not in image_metadata(a, 0, "m")[RECORD_KEY]
 
 
@@ -46,8 +47,10 @@ def test_an_unknown_variant_is_one_line_naming_the_ones_there_are(model_with_var
         Pipeline.from_pretrained(model_with_variant, text_encoder=encoder(), variant="turbo")
     assert "\n" not in str(info.value)
     plain = tiny_pipeline().save_pretrained(model_with_variant.parent / "plain")
-    with pytest.raises(ModelLoadError, match="unknown model variant 'fast'"):
+    with pytest.raises(ModelLoadError, match="this model has no variants .* so --variant 'fast' cannot be used"):
         Pipeline.from_pretrained(plain, text_encoder=encoder(), variant="fast")
+    with pytest.raises(ModelLoadError, match=r"a model variant is named by a string, got \['fast'\]"):
+        Pipeline.from_pretrained(model_with_variant, text_encoder=encoder(), variant=["fast"])
 
 
 def test_a_variant_whose_stage_folder_is_missing_names_it(model_with_variant, tmp_path):

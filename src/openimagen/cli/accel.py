@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openimagen.cli.values import add_variant_flag
+
 
 def add_export_onnx_parser(subparsers) -> None:
     p = subparsers.add_parser("export-onnx", help="export each stage's network to ONNX (run with generate --onnx)",
@@ -13,6 +15,7 @@ def add_export_onnx_parser(subparsers) -> None:
                    help="model directory (default: the shipped default model)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it holds an earlier ONNX export")
+    add_variant_flag(p)
     p.add_argument("--int8", action="store_true",
                    help="quantize the convolutions to static int8, calibrated by generating 14 images of real "
                         "prompts (about a minute; faster on the CPU, slightly different images: see "
@@ -26,13 +29,15 @@ def run_export_onnx(args) -> int:
     from openimagen.pipeline.io import check_output_dir
 
     check_output_dir(args.out, "--out")
-    pipe = Pipeline.from_pretrained(None if args.model == "default" else args.model, watermark=None)
+    pipe = Pipeline.from_pretrained(None if args.model == "default" else args.model, watermark=None,
+                                    variant=args.variant)
     meta = export_onnx(pipe, args.out, overwrite=args.overwrite, int8=args.int8)
     parity = ", ".join(f"{name} {s['parity_max_abs']:.1e}" for name, s in meta["stages"].items())
     if args.int8:
         parity += "; int8 error on recorded real inputs, mean |F_int8 - F| / mean |F|: " + ", ".join(
             f"{name} {s['int8']['rel_error']:.3f}" for name, s in meta["stages"].items())
-    model = "" if args.model == "default" else f" --model {args.model}"
+    model = ("" if args.model == "default" else f" --model {args.model}") + \
+        ("" if args.variant is None else f" --variant {args.variant}")
     print(f"wrote {args.out} (max |ONNX - PyTorch| on random inputs: {parity}); try: openimagen generate "
           f"\"a prompt\"{model} --onnx {args.out}")
     return 0

@@ -223,13 +223,13 @@ def prepare(args):
     from openimagen.pipeline import Pipeline
 
     model = args.model or (record or {}).get("model") or "default"
-    variant = args.variant if args.variant is not None or args.model is not None else (record or {}).get("variant")
+    variant = args.variant if args.variant is not None else (record or {}).get("variant")
     try:
         pipe = Pipeline.from_pretrained(None if model == "default" else model, device=device,
                                         dtype=getattr(torch, args.dtype),
                                         watermark=None if args.no_watermark else "default", variant=variant)
     except ModelLoadError as e:
-        if record is not None and args.model is None:
+        if record is not None and args.model is None and args.variant is None:
             raise ModelLoadError(f"{e} (the model recorded in {args.from_png}; pass --model DIR)") from None
         raise
     for adapter, scale in adapters:

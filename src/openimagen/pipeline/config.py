@@ -165,6 +165,11 @@ class PipelineConfig:
         the description saying which it is. UnknownNameError (a ConfigError) lists the variants there are."""
         if name is None:
             return self
+        if not isinstance(name, str):
+            raise ConfigError(f"a model variant is named by a string, got {name!r}")
+        if not self.variants:
+            raise ConfigError(f"this model has no variants (its pipeline.json names none), so --variant {name!r} "
+                              f"cannot be used")
         check_choice("model variant", name, self.variants)
         return replace(self, stages=self.variants[name], variants={},
                        description=f"{self.description} [variant {name!r}]".lstrip())

@@ -59,6 +59,8 @@ class PipelineOutput:
                   "request": self.request.for_image(k, self.settings, used).to_dict()}
         if self.loras:                                      # the adapter files by hash, to re-create it
             record["loras"] = self.loras
+        if self.variant is not None:                        # the model's named alternative cascade that ran
+            record["variant"] = self.variant
         if self.edit is not None:                           # made from a user's image: not re-creatable alone
             record["edit"] = self.edit
         return record

@@ -30,8 +30,6 @@ def png_info(meta: dict) -> PngInfo:
 def image_metadata(out, k: int, model: str) -> dict:
     """The text chunks of image ``k`` of a :class:`~openimagen.pipeline.PipelineOutput` made by ``model``."""
     rec = {**out.record(k), "model": model}
-    if out.variant is not None:                             # the named alternative cascade of the model that ran
-        rec["variant"] = out.variant
     req = rec["request"]
     return {"prompt": req["prompts"][0], "negative_prompt": req["negative_prompt"] or "", "seed": str(req["seed"]),
             "model": model, "model_hash": out.model_hash, RECORD_KEY: rec}
