@@ -4,6 +4,7 @@ state); the config refuses it where it does not apply."""
 import pytest
 import torch
 
+from openimagen.diffusion.cond import Cond
 from openimagen.errors import ConfigError
 from openimagen.nn import get_preset
 from openimagen.pipeline.config import StageConfig
@@ -102,8 +103,6 @@ def test_samples_mode_runs_ddim_from_the_noised_bicubic_image():
     def constant(x, sigma, cond):
         seen.append((x.clone(), sigma.clone(), cond.drop.clone()))
         return target
-
-    from openimagen.diffusion.cond import Cond
 
     cond = Cond(text=batch.text, mask=batch.mask, drop=torch.ones(2, dtype=torch.bool), lowres=lowres,
                 aug_sigma=torch.zeros(2))

@@ -149,12 +149,17 @@ def evaluate_suite(args, pipe, out: Path, *, sampler: Optional[str] = None, step
     if args.suite in REAL_SUITES:
         result = evaluate_fidelity(pipe, args.suite, settings, out, data=args.data, inception_path=args.inception,
                                    progress=progress, device=args.device)
-        result.settings.update(model=str(args.model), variant=args.variant, device=args.device, onnx=args.onnx and str(args.onnx))
+        result.settings.update(_model_settings(args))
         return result, result.headline()
     result = evaluate_pipeline(pipe, _prompt_sets(args), settings, out, progress=progress)
-    result.settings.update(model=str(args.model), variant=args.variant, device=args.device, onnx=args.onnx and str(args.onnx), suite=args.suite,
+    result.settings.update(_model_settings(args), suite=args.suite,
                            prompts=args.prompts or f"shipped:{args.split}")
     return result, {"alignment": result.overall["overall"]}
+
+
+def _model_settings(args) -> dict:
+    """What ran, for results.json: the model, its variant, the device and the ONNX export (or None)."""
+    return dict(model=str(args.model), variant=args.variant, device=args.device, onnx=args.onnx and str(args.onnx))
 
 
 def _load_pipeline(args):
@@ -226,7 +231,7 @@ def run_sweep(args) -> int:
 
     with progress_bar(args.no_progress, len(samplers) * len(steps), "sweep", unit="run") as update:
         result = sweep(run, samplers, steps, nfe, progress=update)
-    result.settings.update(model=str(args.model), variant=args.variant, device=args.device, onnx=args.onnx and str(args.onnx), suite=args.suite, seed=args.seed,
+    result.settings.update(_model_settings(args), suite=args.suite, seed=args.seed,
                            prompts=args.prompts or f"shipped:{args.split}", limit=args.limit,
                            images_per_prompt=args.images_per_prompt, images_per_run=per_run, guidance=args.guidance,
                            aug_level=args.aug_level)

@@ -96,8 +96,9 @@ def run_serve(args) -> int:
             read_adapter(path)
         except ModelLoadError as e:
             raise ModelLoadError(f"--lora: {e}") from None
-    spec = dict(model=args.model, variant=args.variant, device=device, dtype=args.dtype, config=values, keys=keys, policy=policy,
-                loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None, fast=args.fast)
+    spec = dict(model=args.model, variant=args.variant, device=device, dtype=args.dtype, config=values, keys=keys,
+                policy=policy, loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None,
+                fast=args.fast)
     if args.ray:
         from openimagen.serve.ray_app import run_ray
 

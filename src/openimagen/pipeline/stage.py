@@ -30,6 +30,12 @@ from openimagen.samplers import get_sampler, randn
 NetTransform = Callable[[nn.Module], nn.Module]
 
 
+def upsampled_lowres(lowres: torch.Tensor, side: int) -> torch.Tensor:
+    """The image an SR stage's SDEdit start noises (``sampling.sr_strength`` < 1): ``lowres`` (B, C, r, r) in
+    [-1, 1] bicubic-upsampled to (B, C, side, side) and clamped to [-1, 1]."""
+    return F.interpolate(lowres, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
 class Stage(nn.Module):
     """One stage: its config, its denoiser and schedule, and ``sample``.
 
@@ -118,8 +124,7 @@ class Stage(nn.Module):
             if init is None and t_max == 1.0 and sampling.sr_strength < 1:
                 # SDEdit from the bicubic-upsampled low-res image: start at schedule time sr_strength instead of
                 # pure noise (the clean low-res, before augmentation; an explicit init/t_max, img2img's, wins)
-                side = self.config.resolution
-                init = F.interpolate(lowres, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+                init = upsampled_lowres(lowres, self.config.resolution)
                 t_max = sampling.sr_strength
             lowres, s_aug = self.augment_lowres(lowres, sampling.aug_level, generators)
             cond = replace(cond, lowres=lowres, aug_sigma=s_aug)

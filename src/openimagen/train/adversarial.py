@@ -40,6 +40,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser
 from openimagen.diffusion.schedules import sampling_sigmas
+from openimagen.pipeline.stage import upsampled_lowres
+from openimagen.samplers.ddim import sample_ddim
 from openimagen.samplers.noise import Generators, randn
 from openimagen.train.objective import TrainBatch
 from openimagen.train.step import DiffusionObjective, downsample
@@ -122,16 +124,10 @@ class AdversarialObjective:
         """The stage's DDIM sample (B, C, R, R), differentiable, from ``lowres`` (B, C, r, r) bicubic-upsampled
         and noised to schedule time ``start``: ``sample_steps`` steps on the "time" grid, text never dropped
         (the SR stage samples unguided), the low-res conditioning (with its augmentation) that of ``cond``."""
-        side = self.diffusion.stage_config.resolution
-        init = F.interpolate(lowres, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+        init = upsampled_lowres(lowres, self.diffusion.stage_config.resolution)
         sigmas = sampling_sigmas(self.diffusion.schedule, self.sample_steps, "time", t_max=self.start)
-        noise = randn(init.shape, generator, init.device, init.dtype)
-        cond = replace(cond, drop=torch.zeros_like(cond.drop))
-        x = init + float(sigmas[0]) * noise
-        for s, s_next in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
-            x0 = denoiser(x, torch.full((x.shape[0],), s, device=x.device, dtype=x.dtype), cond)
-            x = x0 + (s_next / s) * (x - x0)                       # DDIM, eta 0; the last step (s' = 0) gives x0
-        return x
+        x = init + float(sigmas[0]) * randn(init.shape, generator, init.device, init.dtype)
+        return sample_ddim(denoiser, x, sigmas, cond=replace(cond, drop=torch.zeros_like(cond.drop)))
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
         """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""

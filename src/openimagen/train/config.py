@@ -155,7 +155,7 @@ class AdversarialSection:
     # its own few-step DDIM samples started, as it samples, from the bicubic-upsampled low-res image noised to
     # stage.sampling.sr_strength (Adversarial Diffusion Distillation's loss on the student's samples)
     judged: _one_of("estimate", "samples") = "estimate"
-    sample_steps: Annotated[int, Field(ge=1, le=8), PlainNumber, Strict()] = 2     # "samples": DDIM steps, backpropagated
+    sample_steps: Annotated[int, Field(ge=1, le=8), PlainNumber, Strict()] = 2     # "samples": DDIM steps (backprop)
     # training steps at the start in which only D learns (the generator's adversarial term is off): a D trained
     # against a moving stage from step 1 stayed at chance (docs/EVALUATION.md)
     warmup_steps: NonNegInt = 0
