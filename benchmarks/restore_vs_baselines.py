@@ -4,8 +4,9 @@ benchmarks/upscale_vs_bicubic.py).
 
 Degradations (seeded): Gaussian noise sigma 0.1 (of the [0, 1] range), Gaussian blur (radius 1 px), JPEG quality
 20, scratches (3 random one-pixel white or black strokes). Methods: the degraded image itself, a 3x3 median filter,
-bicubic down-to-32-and-up, and `restore` (denoise / deblur / jpeg: the SR stage on the 32 px resize with its input
-augmented to 0.3; scratches: found and inpainted). Metrics against the clean image: PSNR and the distance between
+bicubic down-to-32-and-up, and `restore` at its defaults (the stage that makes 64 px restores at 64 px: denoise
+starts the sampler at the noisy image at its estimated noise level, deblur / jpeg start from it with noise 0.05 /
+0.1 added, scratches are found, median-filled and repainted; openimagen.edit.restore). Metrics against the clean image: PSNR and the distance between
 the emoji classifier's 128-d features (the project's feature space).
 
     .venv/bin/python benchmarks/restore_vs_baselines.py [--images 8] [--out benchmarks/results/restore.json]

@@ -55,6 +55,10 @@ def cases():
         ("edit", "restore", "{root}/good.png", "--kind", "sharpen", "--model", M, "-o", "{root}/e.png"),
         ("edit", "restore", "{root}/good.png", "--kind", "scratches", "--mask", "{root}/image.png", "--model", M,
          "-o", "{root}/e.png"),
+        ("edit", "restore", "{root}/good.png", "--kind", "denoise", "--noise-level", "-1", "--model", M,
+         "-o", "{root}/e.png"),
+        ("edit", "restore", "{root}/good.png", "--kind", "scratches", "--scratch-threshold", "nan", "--model", M,
+         "-o", "{root}/e.png"),
         # info, watermark
         ("info", "--model", N),
         ("info", "--model", "{root}/notes"),

@@ -41,15 +41,21 @@ def add_edit_parser(subparsers) -> None:
                            help="steps between resampling jumps (default 10)")
         if mode == "restore":
             e.add_argument("--kind", required=True, choices=("denoise", "deblur", "jpeg", "scratches"),
-                           help="the damage: noise, blur, JPEG artefacts (through an SR stage with its low-res "
-                                "input noise-augmented, --aug-level, default 0.3) or scratches (found and inpainted)")
+                           help="the damage: noise (the photo is the sampler's start at its noise level), blur or "
+                                "JPEG artefacts (SDEdit from a small noise level), or scratches (found, filled and "
+                                "repainted); at the image's own resolution by the stage that makes it")
+            e.add_argument("--noise-level", type=float, default=None, metavar="S",
+                           help="noise level to start from, 0..2 in [-1, 1] image units (denoise: the image's own "
+                                "noise, estimated by default; deblur 0.05, jpeg and scratches 0.1)")
+            e.add_argument("--scratch-threshold", type=float, default=0.3,
+                           help="scratches: how far (0..2) a pixel must be from its 3x3 median to count (default 0.3)")
             e.add_argument("--mask", type=Path, default=None,
                            help="scratches: a mask PNG of the image's size (white = repaint) instead of detecting")
         if mode == "outpaint":
             e.add_argument("--border", type=int, default=8, help="border to paint, in output pixels (default 8)")
         if mode == "upscale":
             e.add_argument("--stage", type=int, default=1, help="first super-resolution stage to run (default 1)")
-        if mode in ("img2img", "upscale"):
+        if mode in ("img2img", "upscale", "restore"):
             e.add_argument("--fit", default="center_crop", choices=("center_crop", "pad"),
                            help="how a non-square image becomes square: keep the central square (default) or "
                                 "pad it with white (inpaint and outpaint always pad and keep the image's size)")
@@ -102,11 +108,13 @@ def run_edit(args) -> int:
                                                 resample_jumps=args.resample_jumps, jump_length=args.jump_length),
              "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
              "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb),
-             "restore": lambda cb: pipe.restore(image, args.kind, request, mask=mask, callback=cb)}
+             "restore": lambda cb: pipe.restore(image, args.kind, request, mask=mask, noise_level=args.noise_level,
+                                                scratch_threshold=args.scratch_threshold, fit=args.fit, callback=cb)}
     try:
         return finish(args, pipe, request, model, calls[mode])
     except InvalidArgumentError as e:
-        flag = {"stage": "--stage", "border": "--border", "the mask": "--rect"}
+        flag = {"stage": "--stage", "border": "--border", "the mask": "--rect", "noise_level": "--noise-level",
+                "scratch_threshold": "--scratch-threshold"}
         for word, name in flag.items():
             if str(e).startswith(word):
                 raise InvalidArgumentError(f"{name}: {e}") from None

@@ -110,15 +110,22 @@ def _progress(disabled: bool, pipe, settings):
 
     bars = {}
 
+    def close(b):
+        if b.total != b.n:                              # an edit may run fewer steps than the stage's setting
+            b.total = b.n
+            b.refresh()
+        b.close()
+
     def callback(stage, step, sigma, x, x0):
         if stage not in bars or step == 0:              # a new stage, or the same stage for the next chunk
             for b in bars.values():
-                b.close()
+                close(b)
+            bars.clear()
             res = pipe.stages[stage].config.resolution
             bars[stage] = tqdm(total=settings[stage].steps, desc=f"stage {stage} ({res}px)", unit="step", leave=True)
         bars[stage].update(1)
 
-    return callback, lambda: [b.close() for b in bars.values()]
+    return callback, lambda: [close(b) for b in bars.values()]
 
 
 def _check_device(device: str) -> str:

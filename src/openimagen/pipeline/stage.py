@@ -98,8 +98,11 @@ class Stage(nn.Module):
     def sample(self, cond: Cond, generators: Sequence[torch.Generator], sampling: SamplingConfig,
                lowres: Optional[torch.Tensor] = None, callback: Optional[Callable] = None,
                t_max: float = 1.0, init: Optional[torch.Tensor] = None, batch_invariant: bool = True,
-               wrap: Optional[Callable] = None, resample: Optional[tuple] = None) -> torch.Tensor:
-        """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image.
+               wrap: Optional[Callable] = None, resample: Optional[tuple] = None,
+               init_noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sample images in [-1, 1], shape (B, C, R, R). ``init`` with ``t_max < 1`` starts from a noised image:
+        ``init + s0 n`` at the grid's first noise level s0; ``init_noise`` (B,), the Gaussian noise level ``init``
+        already carries (restoration's noisy photo), makes that ``init + sqrt(max(s0^2 - init_noise^2, 0)) n``.
         A super-resolution stage whose ``sampling.sr_strength`` is below 1 starts, when no ``init``/``t_max`` is
         given, from its bicubic-upsampled low-res input noised to schedule time ``sr_strength`` (SDEdit, Meng et al.
         2022, applied to super-resolution), so an SR stage whose estimates at high noise are still worse than
@@ -131,7 +134,10 @@ class Stage(nn.Module):
         cond = cond.map(lambda t: t.to(device=device, dtype=state) if t.is_floating_point() else t.to(device))
         sigmas = sampling_sigmas(self.schedule, sampling.steps, sampling.spacing, t_max=t_max)
         shape = (b, self.config.unet.out_channels, self.config.resolution, self.config.resolution)
-        x = randn(shape, generators, device, state) * sigmas[0].to(state)
+        s0 = sigmas[0].to(state)
+        if init_noise is not None:
+            s0 = append_dims((s0 ** 2 - init_noise.to(device, state) ** 2).clamp(min=0).sqrt(), len(shape))
+        x = randn(shape, generators, device, state) * s0
         if init is not None:
             x = x + init.to(device, state)
         den = guided(self.denoiser, sampling.guidance, sampling.threshold, sampling.percentile,

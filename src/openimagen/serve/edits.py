@@ -6,8 +6,9 @@ repaint, or, as OpenAI sends it, an image with alpha whose fully transparent pix
 (default "": unconditional), ``mode`` (``inpaint`` when a mask is sent, else ``img2img``; also ``outpaint``,
 ``upscale`` and ``restore``), ``n``, ``response_format``, and openimagen's ``strength`` (img2img), ``border``
 (outpaint), ``kind`` (restore: denoise, deblur, jpeg or scratches; a mask, if sent, marks the scratches),
+``noise_level`` (restore: the noise level it starts from, 0..2 in [-1, 1] image units; denoise estimates it),
 ``resample_jumps`` and ``jump_length`` (inpaint: RePaint's resampling, at most 10 times the steps),
-``fit`` (img2img/upscale: ``center_crop`` or ``pad``), ``seed``, ``steps``, ``guidance``, ``sampler``,
+``fit`` (img2img/upscale/restore: ``center_crop`` or ``pad``), ``seed``, ``steps``, ``guidance``, ``sampler``,
 ``adapter``/``adapter_scale``. The response is the generation route's: images with their PNG records (which
 include the edit), seeds, resolved settings. An edit runs alone (it is never batched with other requests).
 """
@@ -71,6 +72,7 @@ def add_edit_route(app, svc) -> None:
                     guidance: Optional[float] = Form(None, ge=0, le=100), sampler: Optional[str] = Form(None),
                     adapter: Optional[str] = Form(None), adapter_scale: float = Form(1.0, ge=-10, le=10),
                     kind: Optional[Literal[RESTORE_KINDS]] = Form(None),
+                    noise_level: Optional[float] = Form(None, ge=0, le=2),
                     resample_jumps: int = Form(1, ge=1, le=10), jump_length: int = Form(10, ge=1, le=1000),
                     response_format: Literal["b64_json", "url"] = Form("b64_json"),
                     key: Optional[str] = limited):
@@ -98,7 +100,8 @@ def add_edit_route(app, svc) -> None:
         run = {"img2img": lambda cb: pipe.img2img(picture, req, strength=strength, fit=fit, callback=cb),
                "inpaint": lambda cb: pipe.inpaint(picture, repaint, req, callback=cb, resample_jumps=resample_jumps,
                                                   jump_length=jump_length),
-               "restore": lambda cb: pipe.restore(picture, kind, req, mask=repaint, callback=cb),
+               "restore": lambda cb: pipe.restore(picture, kind, req, mask=repaint, noise_level=noise_level,
+                                                  fit=fit, callback=cb),
                "outpaint": lambda cb: pipe.outpaint(picture, req, border=border, callback=cb),
                "upscale": lambda cb: pipe.upscale(picture, req, fit=fit, callback=cb)}[mode]
         out = await await_job(svc, svc.enqueue(req, run=run), request)
