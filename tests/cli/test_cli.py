@@ -219,3 +219,9 @@ def test_variant_flag_generates_with_the_variant_and_from_png_re_creates_it(tmp_
     assert code == 0 and "variant 'fast' (--variant fast): stages stage0_student, stage1_sr" in out
     code, _, err = run(capsys, "generate", *args, "--variant", "turbo", "-o", tmp_path / "x.png")
     assert code == 2 and "unknown model variant 'turbo'" in err and "fast" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "eval", "--score-folder", tmp_path, "--variant", "fast", "--out", tmp_path / "ev")
+    assert code == 2 and "--variant" in err and err.count("\n") == 1      # scoring a folder cannot use it
+    cfg["variants"]["broken"] = ["stage0_gone", "stage1_sr"]
+    (root / "pipeline.json").write_text(json.dumps(cfg))
+    code, out, _ = run(capsys, "info", root)
+    assert code == 0 and "variant 'broken' (--variant broken): stages stage0_gone, stage1_sr (missing: stage0_gone" in out

@@ -64,3 +64,49 @@ def test_loss_is_seeded_and_rejects_unknown_weighting():
     assert torch.equal(a, b)
     with pytest.raises(UnknownNameError, match="min_snr"):
         diffusion_loss(den, x0, cond, None, sched, "p2")
+
+
+class Recorder(torch.nn.Module):
+    """A fake SR network: returns a fixed tensor and records the x it was given."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out, self.seen = out, None
+
+    def forward(self, x, c_noise, text, mask, text_drop=None, lowres=None, c_aug=None):
+        self.seen = x
+        return self.out
+
+
+@pytest.mark.parametrize("name", ["eps", "v", "edm"])
+def test_residual_parameterization_diffuses_x0_minus_the_upsampled_lowres(name):
+    """SRDiff's residual: the network sees c_in (x - u); F = 0 gives u + c_skip (x - u); the loss's target makes
+    x0_hat equal x0 exactly (closed form); and the loss is that of the plain parameterization on x0 - u."""
+    g = torch.Generator().manual_seed(1)
+    x0, n = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+    low = torch.randn(4, 3, 4, 4, generator=g)
+    u = torch.nn.functional.interpolate(low, size=(8, 8), mode="bicubic", align_corners=False)
+    s = torch.tensor([0.05, 0.5, 2.0, 10.0])
+    cond = Cond(text=torch.zeros(4, 1, 2), mask=torch.ones(4, 1, dtype=torch.bool), lowres=low,
+                aug_sigma=torch.zeros(4))
+    x = x0 + s[:, None, None, None] * n
+    net = Recorder(torch.zeros_like(x0))
+    den = Denoiser(net, ParamConfig(name, residual=True))
+    f, c = den.net_output(x, s, cond)
+    assert torch.allclose(net.seen, c.c_in * (x - u), atol=1e-6)
+    assert torch.allclose(den(x, s, cond), u + c.c_skip * (x - u), atol=1e-6)
+    target = den.f_target(x0, x, c, cond)
+    assert torch.allclose(den.x0_estimate(x, target, c, cond), x0, atol=1e-4)
+    plain = Denoiser(Const(torch.zeros_like(x0)), ParamConfig(name))
+    for w in ("native", "snr+1"):
+        got = diffusion_loss(den, x0, cond, None, make_schedule("cosine"), w, sigma=s, noise=n)
+        want = diffusion_loss(plain, x0 - u, cond, None, make_schedule("cosine"), w, sigma=s, noise=n)
+        assert torch.allclose(got, want, rtol=1e-4)
+
+
+def test_residual_is_omitted_from_saved_configs_at_its_default():
+    assert "residual" not in ParamConfig("v").to_dict()
+    assert ParamConfig.from_dict(ParamConfig("v", residual=True).to_dict()).residual is True
+    base = Denoiser(Const(torch.zeros(1, 3, 2, 2)), ParamConfig("v", residual=True))
+    cond = Cond(text=torch.zeros(1, 1, 2), mask=torch.ones(1, 1, dtype=torch.bool))
+    assert base.lowres_mean(torch.zeros(1, 3, 2, 2), cond) is None          # no low-res input: a base stage

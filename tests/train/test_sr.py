@@ -38,3 +38,27 @@ def test_sr_lowres_is_the_downsampled_target(assets, tmp_path, monkeypatch, crop
             windows = dataset.unfold(2, side, 1).unfold(3, side, 1)             # (N, 3, n, n, side, side)
             match = (windows - img[:, None, None]).abs().amax(dim=(1, 4, 5)) == 0
             assert match.any()
+
+
+def test_a_residual_sr_stage_trains_exports_and_starts_from_the_upsampled_lowres(assets, tmp_path):
+    """``param.residual``: the run trains (finite loss), the checkpoint and the exported stage keep the setting,
+    and the stage's estimate at a very high noise level is the bicubic-upsampled low-res input (a zero network
+    output: the untrained net's; x0_hat = u + c_skip (x - u) with c_skip ~ 1/s^2)."""
+    from openimagen.diffusion.cond import Cond
+    from openimagen.pipeline.stage import Stage
+    from openimagen.train.export import read_source
+
+    cfg = run_config(assets, tmp_path / "sr", sr=True, max_steps=3, stage={"param": {"name": "v", "residual": True}})
+    result = train(cfg)
+    assert len(result.losses) == 3 and torch.isfinite(torch.tensor(result.losses)).all()
+    stage_cfg = read_source(tmp_path / "sr").stage_config()
+    assert stage_cfg.param.residual is True and stage_cfg.to_dict()["param"]["residual"] is True
+    fresh = Stage(stage_cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    cond = Cond(text=torch.zeros(2, 4, stage_cfg.unet.text_dim), mask=torch.ones(2, 4, dtype=torch.bool),
+                lowres=low, aug_sigma=torch.zeros(2))
+    x = 1e3 * torch.randn(2, 3, 32, 32, generator=g)
+    u = torch.nn.functional.interpolate(low, size=(32, 32), mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        assert (fresh.denoiser(x, torch.full((2,), 1e3), cond) - u).abs().max() < 1e-2

@@ -98,6 +98,9 @@ def _check_args(args) -> None:
         raise InvalidArgumentError("--data and --inception are for --suite emoji or folder")
     if args.score_folder is None and args.model is None:
         raise InvalidArgumentError("give --model DIR to generate and score, or --score-folder DIR to score existing images")
+    if args.score_folder is not None and args.variant is not None:
+        raise InvalidArgumentError("--variant picks the model's stages to generate with; --score-folder scores images "
+                                   "already made (generate them with --variant, then score the folder)")
     _check_sweep_args(args)
 
 

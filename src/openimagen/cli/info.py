@@ -1,6 +1,8 @@
 """``openimagen info DIR``: what a model directory holds."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from openimagen.cli.values import add_variant_flag
 
 
@@ -12,7 +14,8 @@ def add_info_parser(subparsers) -> None:
     p.set_defaults(func=run_info)
 
 
-def describe(pipe) -> str:
+def describe(pipe, root=None) -> str:
+    """The model's summary; ``root`` (its directory) lets a variant whose stage folder is missing be flagged."""
     enc = pipe.text_encoder
     lines = [f"text encoder: {pipe.config.text_encoder} (id {enc.encoder_id}, width {enc.dim}, "
              f"max {pipe.config.max_length} tokens)"]
@@ -20,13 +23,16 @@ def describe(pipe) -> str:
         c = st.config
         kind = f"super-resolution {c.lowres_resolution}->{c.resolution}" if c.is_super_resolution else f"base {c.resolution}"
         s = c.sampling
-        lines.append(f"stage {i} {name}: {kind}px, {st.num_parameters:,} parameters, {c.param.name}-prediction, "
+        lines.append(f"stage {i} {name}: {kind}px, {st.num_parameters:,} parameters, {c.param.name}-prediction"
+                     f"{' of the residual over the upsampled low-res image' if c.param.residual else ''}, "
                      f"{c.schedule.name} schedule; defaults {s.sampler} {s.steps} steps, guidance {s.guidance}, "
                      f"{s.threshold} thresholding" + (f", aug level {s.aug_level}, sr strength {s.sr_strength}"
                                                 if c.is_super_resolution else ""))
     lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
     for name, stages in pipe.config.variants.items():
-        lines.append(f"variant {name!r} (--variant {name}): stages {', '.join(stages)}")
+        missing = [] if root is None else [s for s in stages if not (Path(root) / s).is_dir()]
+        lines.append(f"variant {name!r} (--variant {name}): stages {', '.join(stages)}"
+                     + (f" (missing: {', '.join(missing)}; it cannot load)" if missing else ""))
     if pipe.config.description:
         lines.append(f"description: {pipe.config.description}")
     return "\n".join(lines)
@@ -35,5 +41,8 @@ def describe(pipe) -> str:
 def run_info(args) -> int:
     from openimagen.pipeline import Pipeline
 
-    print(describe(Pipeline.from_pretrained(args.model, variant=args.variant)))
+    from openimagen.pipeline import DEFAULT_MODEL_DIR
+
+    pipe = Pipeline.from_pretrained(args.model, variant=args.variant)
+    print(describe(pipe, DEFAULT_MODEL_DIR if args.model is None else args.model))
     return 0

@@ -53,8 +53,8 @@ def denoising_terms(denoiser: Denoiser, x0: torch.Tensor, cond: Cond, generator:
     s = append_dims(sigma, x0.ndim)                                   # (B, 1, 1, 1)
     x = x0 + s * noise                                                # VE-form noisy sample
     f, c = denoiser.net_output(x, sigma, cond)
-    x0_hat = c.c_skip * x + c.c_out * f.to(x.dtype)
-    target = (x0 - c.c_skip * x) / c.c_out
+    x0_hat = denoiser.x0_estimate(x, f, c, cond)
+    target = denoiser.f_target(x0, x, c, cond)
     mse = (f.float() - target.float()).pow(2).flatten(1).mean(1)      # (B,)
     if weighting == "native":
         return mse, x0_hat

@@ -10,6 +10,11 @@ what it predicts: choosing eps-, v- or x0(EDM)-prediction only changes these fou
 
 c_in = 1/sqrt(1+s^2) for eps and v feeds the network the VP sample z = alpha x, as Imagen does.
 c_noise = ln(s)/4 for all (EDM's convention; equals -logsnr/8).
+
+``residual`` (super-resolution stages): the diffusion runs on the residual x0 - u, where u is the stage's low-res
+input bicubic-upsampled to its resolution (SRDiff, Li et al. 2022, Sec. 3.2; ResShift, Yue et al. 2023, likewise
+starts from the upsampled image): D(x; s) = u + c_skip (x - u) + c_out F(c_in (x - u), ...). A zero network output
+then already gives the upsampled image, and training only has to learn the detail bicubic misses.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import torch
-from pydantic import AfterValidator, ConfigDict, Field, Strict
+from pydantic import AfterValidator, ConfigDict, Field, Strict, StrictBool
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from openimagen.configs import dataclass_from_dict
@@ -43,9 +48,13 @@ class ParamConfig:
 
     name: Annotated[str, Strict(), AfterValidator(lambda v: check_choice("parameterization", v, PARAMETERIZATIONS))] = "v"
     sigma_data: Annotated[float, Field(gt=0, allow_inf_nan=False), PlainNumber, Strict()] = 0.5   # EDM: data std
+    residual: StrictBool = False          # SR stages: diffuse x0 - upsampled low-res (module docstring)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.residual:             # added after the first model format: omitted at its default, so that
+            d.pop("residual")             # a model's config.json and the model hash stay what they were
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParamConfig":
