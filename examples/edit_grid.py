@@ -3,17 +3,20 @@
     .venv/bin/python examples/edit_grid.py [-o docs/images/edit-grid.png]
 
 Rows: the input (a held-out shapes scene, 64 px), image-to-image at strength 0.3 and 0.7 toward another prompt,
-inpainting of a rectangle, outpainting of an 8 px border, and upscaling of the input shrunk to 32 px.
+inpainting of a rectangle, outpainting of an 8 px border, upscaling of the input shrunk to 32 px, and the input with
+Gaussian noise (std 0.1 of the [0, 1] range) restored by ``restore(kind="denoise")``.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw
 
 from openimagen.data.shapes import make_scene
-from openimagen.pipeline import Pipeline, make_grid
+from openimagen.edit.inputs import to_tensor
+from openimagen.pipeline import Pipeline, make_grid, to_pil
 
 
 def main() -> None:
@@ -33,7 +36,10 @@ def main() -> None:
                  pipe.inpaint(image, (16, 16, 48, 48), "a yellow triangle", seed=k).images[0],
                  pipe.outpaint(image, "", border=8, seed=k).images[0],
                  pipe.upscale(image.resize((32, 32), Image.BILINEAR), "", aug_level=0.1, seed=k).images[0]]
-    grid = make_grid(rows, cols=7)
+        x = to_tensor(image)
+        noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(k))).clamp(-1, 1)
+        rows += [to_pil(noisy)[0], pipe.restore(noisy, "denoise", seed=k).images[0]]
+    grid = make_grid(rows, cols=9)
     grid = grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out)
