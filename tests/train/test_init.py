@@ -57,8 +57,10 @@ def test_unknown_stage_and_stage_without_model_are_one_line(assets, exported, tm
         run_config(assets, tmp_path / "r", init={"stage": "stage0_base"})
 
 
-@pytest.mark.parametrize("config, stage", [("base-v2.yaml", "stage0_base"), ("sr-v2.yaml", "stage1_sr")])
-def test_the_shipped_default_model_matches_its_v2_recipes(tmp_path, config, stage):
+@pytest.mark.parametrize("config, stage", [("base-warm.yaml", "stage0_base"), ("sr-residual.yaml", "stage1_sr")])
+def test_the_shipped_default_model_matches_its_current_recipes(tmp_path, config, stage):
+    """A lost run folder can be re-started from the shipped weights with the recipe that made them (v6: the base's
+    base-warm.yaml, the residual SR stage's sr-residual.yaml)."""
     cfg = load_config(Path("configs/default") / config, out=str(tmp_path / "run"))
     cfg = cfg.replace(init=type(cfg.init)(model="default"))
     source = init_weights(cfg, cfg.stage_config(), tmp_path / "run")
