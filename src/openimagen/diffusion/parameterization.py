@@ -18,14 +18,14 @@ then already gives the upsampled image, and training only has to learn the detai
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Annotated
 
 import torch
 from pydantic import AfterValidator, ConfigDict, Field, Strict, StrictBool
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from openimagen.configs import dataclass_from_dict
+from openimagen.configs import dataclass_from_dict, fields_omitting_later
 from openimagen.errors import check_choice
 from openimagen.validation import PlainNumber
 
@@ -40,6 +40,9 @@ class Coefficients:
 
 
 PARAMETERIZATIONS = ("eps", "v", "edm")
+# fields added after the first model format: omitted from to_dict at their default, so that a model's config.json
+# and the model hash stay what they were
+LATER_PARAM_FIELDS = ("residual",)
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -51,10 +54,7 @@ class ParamConfig:
     residual: StrictBool = False          # SR stages: diffuse x0 - upsampled low-res (module docstring)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if not self.residual:             # added after the first model format: omitted at its default, so that
-            d.pop("residual")             # a model's config.json and the model hash stay what they were
-        return d
+        return fields_omitting_later(self, LATER_PARAM_FIELDS)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParamConfig":

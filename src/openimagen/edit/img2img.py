@@ -11,21 +11,16 @@ text-to-image with the same request (the same noise draws, bit for bit).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Callable, Optional, Union
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor
-from openimagen.errors import InvalidArgumentError
+from openimagen.edit.inputs import ImageInput, check_number, per_image, resize, run_from, square, to_tensor
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 
 
 def check_strength(strength) -> float:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1 \
-            or math.isnan(strength):
-        raise InvalidArgumentError(f"strength must be a number in [0, 1], got {strength!r}")
-    return float(strength)
+    return check_number("strength", strength, 0.0, 1.0)
 
 
 def start_stage(pipe: Pipeline, side: int) -> int:

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor, unsquare
+from openimagen.edit.inputs import ImageInput, paste_original, per_image, resize, run_from, square, to_tensor
 from openimagen.errors import InvalidArgumentError
-from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 from openimagen.samplers.resampling import check_resampling
 
@@ -121,10 +121,7 @@ def inpaint(pipe: Pipeline, images: ImageInput, mask: MaskInput, prompts=None, *
                    {"mode": "inpaint", "masked_fraction": round(float(repaint_original.mean()), 4),
                     **({"resample_jumps": resample_jumps, "jump_length": jump_length} if resample else {})})
     if (height, width) != (side, side):                 # back to the user's size, the original pasted in exactly
-        x = unsquare(out.stages[-1], box, x_sq.shape[-1])
-        keep = per_image((repaint_original <= 0.5).float().expand(original.shape[0], -1, -1, -1), request)
-        x = torch.where(keep.bool(), per_image(original, request), x)
-        out.images = pipe.mark(to_pil(x))
+        paste_original(pipe, out, original, repaint_original <= 0.5, box, x_sq.shape[-1], request)
     return out
 
 

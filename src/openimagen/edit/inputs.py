@@ -12,6 +12,7 @@ unmasked pixel of the original comes back unchanged.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Optional, Sequence, Union
 
@@ -85,6 +86,24 @@ def to_tensor(images: ImageInput) -> torch.Tensor:
         raise InvalidArgumentError(f"the images must have one size, got {sorted(sizes)}")
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in items])     # (B, H, W, 3)
     return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def check_number(name: str, value, lo: float, hi: float) -> float:
+    """``value`` as a float if it is a number (not a bool, not NaN) in [lo, hi]; else a one-line
+    :class:`InvalidArgumentError` naming ``name`` and the range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not lo <= value <= hi:
+        raise InvalidArgumentError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def paste_original(pipe: Pipeline, out: PipelineOutput, original: torch.Tensor, keep: torch.Tensor,
+                   box: tuple[int, int, int, int], padded_side: int, request: GenerationRequest) -> None:
+    """Set ``out.images`` to the last stage's output mapped back to the user's (b, 3, H, W) ``original`` with
+    :func:`unsquare`, and every pixel where ``keep`` ((1 or b, 1, H, W) bool) holds the original's, exactly; the
+    watermark, when on, is added after that paste."""
+    y = unsquare(out.stages[-1], box, padded_side)
+    keep = per_image(keep.expand(original.shape[0], -1, -1, -1), request)
+    out.images = pipe.mark(to_pil(torch.where(keep, per_image(original, request), y)))
 
 
 def per_image(x: torch.Tensor, request: GenerationRequest) -> torch.Tensor:

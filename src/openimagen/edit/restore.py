@@ -22,16 +22,16 @@ Sec. 2.5). The result has the last stage's resolution, except ``scratches``, whi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
-from openimagen.edit.inputs import ImageInput, per_image, resize, run_from, square, to_tensor, unsquare
+from openimagen.edit.inputs import (ImageInput, check_number, paste_original, per_image, resize, run_from, square,
+                                   to_tensor)
 from openimagen.errors import InvalidArgumentError
-from openimagen.pipeline.pipeline import Pipeline, PipelineOutput, to_pil
+from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 
 KINDS = ("denoise", "deblur", "jpeg", "scratches")
@@ -77,12 +77,6 @@ def estimate_noise_level(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(levels).float()
 
 
-def _check_number(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not lo <= value <= hi:
-        raise InvalidArgumentError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
-    return float(value)
-
-
 def restore_stage(pipe: Pipeline, side: int, last: int) -> int:
     """The stage that restores an image of ``side`` pixels: the first of stages 0..``last`` whose resolution is at
     least ``side`` (the last one when none is)."""
@@ -103,9 +97,9 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
     Raises InvalidArgumentError for an unknown kind, a bad scratch_threshold, noise level, mask, image or setting."""
     if kind not in KINDS:
         raise InvalidArgumentError(f"restore kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    scratch_threshold = _check_number("scratch_threshold", scratch_threshold, 0.0, 2.0)
+    scratch_threshold = check_number("scratch_threshold", scratch_threshold, 0.0, 2.0)
     if noise_level is not None:
-        noise_level = _check_number("noise_level", noise_level, 0.0, MAX_NOISE_LEVEL)
+        noise_level = check_number("noise_level", noise_level, 0.0, MAX_NOISE_LEVEL)
     if isinstance(prompts, GenerationRequest):
         request = prompts if prompts.aug_level is not None else \
             GenerationRequest.model_validate({**prompts.model_dump(), "aug_level": DEFAULT_AUG_LEVEL})
@@ -163,7 +157,5 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
         **({"repainted_fraction": round(float(repaint.mean()), 4)} if repaint is not None else {})})
     if kind == "scratches" and (first != last or (height, width) != (side, side)):
         # back to the user's size, every pixel not marked as a scratch exactly the original's
-        y = unsquare(out.stages[-1], box, x_sq.shape[-1])
-        keep = per_image((found <= 0.5).expand(original.shape[0], -1, -1, -1), request)
-        out.images = pipe.mark(to_pil(torch.where(keep, per_image(original, request), y)))
+        paste_original(pipe, out, original, found <= 0.5, box, x_sq.shape[-1], request)
     return out

@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError, ModelLoadError, OpenImagenError
 from openimagen.pipeline.config import StageConfig
+from openimagen.diffusion.parameterization import ParamConfig
 from openimagen.nn.config import UNetConfig
 from openimagen.pipeline.io import file_sha256, load_weights
 from openimagen.validation import NonNegativeInt, PositiveInt, checked
@@ -151,7 +152,8 @@ def stage_differences(old: dict, new: dict, names: tuple[str, str] = ("checkpoin
     parameterization or resolutions, as ``field (NAME0 old, NAME1 new)``."""
     a_name, b_name = names
     diffs = []
-    defaults = {"unet": dataclasses.asdict(UNetConfig())}     # a field added later reads as its default in old configs
+    # a field added later (or omitted at its default) reads as its default
+    defaults = {"unet": dataclasses.asdict(UNetConfig()), "param": dataclasses.asdict(ParamConfig())}
     for section in ("unet", "schedule", "param"):
         a, b = {**defaults.get(section, {}), **old.get(section, {})}, {**defaults.get(section, {}), **new[section]}
         diffs += [f"{prefix}{section}.{k} ({a_name} {a.get(k)!r}, {b_name} {b.get(k)!r})"

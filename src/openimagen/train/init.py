@@ -8,7 +8,7 @@ kept in ``run_config.json`` (the lineage).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -58,11 +58,6 @@ class InitSource:
         return {"model": str(self.model), "stage": self.stage, "weights_sha256": self.weights_sha256}
 
 
-def _comparable(stage: StageConfig) -> dict:
-    """``stage.to_dict()`` with every parameterization field present (to_dict omits later ones at their defaults)."""
-    return {**stage.to_dict(), "param": asdict(stage.param)}
-
-
 def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> InitSource:
     """The network weights the run starts from, and where they came from."""
     root = check_model_dir(source_dir(cfg))
@@ -78,7 +73,7 @@ def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> InitSourc
     name = _stage_name(root, pipeline, stage, cfg.init.stage)
     source = config_error_as_load_error(root / name / CONFIG_NAME, StageConfig.from_dict,
                                         read_json(root / name / CONFIG_NAME))
-    diffs = stage_differences(_comparable(source), _comparable(stage), ("init", "run"), "stage.")
+    diffs = stage_differences(source.to_dict(), stage.to_dict(), ("init", "run"), "stage.")
     if diffs:
         raise ConfigError(f"init.model {root}/{name} is a different stage than the run's; set these in the run's "
                           f"stage section to match: " + "; ".join(diffs))
