@@ -5,7 +5,9 @@ Metrics against the real 64 px image: PSNR, and the distance between the emoji c
 (the project's feature space, openimagen.eval.emoji_classifier) of the upscaled and the real image; the
 high-frequency energy of the result relative to the real images' (``hf_ratio``: mean squared difference between
 an image and its 2x down-and-up-sampled copy, the band an SR stage adds; 1 is the real images' level, far above
-it is grain, far below is blur), and the CPU time per image.
+it is grain, far below is blur), and the CPU time per image. Pipeline.upscale keeps the result's downsample equal to the input (low-res
+consistency, on unless told otherwise); "bicubic + back-projection" is the classical baseline with the same
+property (bicubic, then the same projection: Irani & Peleg 1991's back-projection, solved exactly).
 
     .venv/bin/python benchmarks/upscale_vs_bicubic.py [--images 8] [--out benchmarks/results/upscale.json]
     .venv/bin/python benchmarks/upscale_vs_bicubic.py --model runs/gan-sr-model --steps 1,2,4   # another cascade's SR
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from openimagen.diffusion.consistency import project_to_lowres
 from openimagen.edit.inputs import resize, to_tensor
 
 
@@ -79,8 +82,12 @@ def main() -> None:
         t = time.perf_counter()
         bicubic = F.interpolate(low, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
         candidates = {"bicubic": (bicubic, (time.perf_counter() - t) / len(low))}
+        t = time.perf_counter()
+        projected = project_to_lowres(bicubic, low).clamp(-1, 1)
+        candidates["bicubic + back-projection"] = (projected, (time.perf_counter() - t) / len(low))
         for aug in (0.0, 0.1, 0.2):
             candidates[f"SR stage, aug {aug}"] = upscaled(pipe, low, aug_level=aug)
+        candidates["SR stage, low-res consistency off"] = upscaled(pipe, low, lowres_consistency=False)
         for v in strengths:
             candidates[f"SR stage, sr_strength {v}"] = upscaled(pipe, low, sr_strength=v)
         for label, other in others.items():

@@ -109,3 +109,16 @@ def test_bad_input_is_exit_2_one_error_line_no_traceback(env, capsys, argv):
     assert code == 2, err[-1500:]
     assert len(errors) == 1 and "Traceback" not in err, err[-1500:]
     assert (env / "notes" / "mine.txt").read_text() == "keep"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`openimagen info | head -1`: when the reader has closed the pipe, the command ends with 141 (as a tool killed
+    by SIGPIPE), no traceback (the interpreter's last flush included)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom openimagen.cli.values import run_command\n"
+            "def command(args):\n    print('x' * 10)\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "sys.exit(run_command(command, None))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr

@@ -128,3 +128,31 @@ def test_cli_generate_with_an_init_image(tmp_path, capsys):
                      "-o", str(tmp_path / "x.png")])
         err = capsys.readouterr().err
         assert code == 2 and words in err and err.count("\n") == 1, err
+
+
+def test_upscale_beats_bicubic_on_the_feature_distance_on_held_out_images():
+    """Issue 13's acceptance: real 32 px images (held-out shapes scenes and emoji, fixed) upscaled by the shipped
+    model are nearer the real 64 px images in the project's feature space (the emoji classifier's features) than
+    bicubic upsampling is. Measured (benchmarks/upscale_vs_bicubic.py, 8 + 8 images): 0.002 vs 0.28 and 0.07 vs
+    0.55; the margin asked here is 2x."""
+    import torch.nn.functional as F
+
+    from openimagen.data.emojis import NOTO_EMOJI_FONT, _init_font, read_emoji_test, render_emoji
+    from openimagen.edit.inputs import resize, to_tensor
+    from openimagen.eval.emoji_classifier import load_classifier
+
+    _init_font(str(NOTO_EMOJI_FONT))
+    emoji = [render_emoji(e.chars, 64).convert("RGB") for e in read_emoji_test()[5::37][:4]]
+    sets = {"shapes": [make_scene(i, seed=3, split="heldout", size=64)[0].convert("RGB") for i in range(4)],
+            "emoji": emoji}
+    default, clf = Pipeline.from_pretrained(watermark=None), load_classifier().eval()
+    for name, images in sets.items():
+        real = to_tensor(images)
+        low = resize(real, 32)
+        bicubic = F.interpolate(low, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
+        ours = torch.cat([default.upscale(low[k:k + 1], "", seed=k).stages[-1] for k in range(len(low))])
+        with torch.no_grad():
+            f_real = clf.features(real)
+            dist = {k: (clf.features(x) - f_real).norm(dim=1).mean().item() for k, x in
+                    (("ours", ours), ("bicubic", bicubic))}
+        assert dist["ours"] < 0.5 * dist["bicubic"], (name, dist)

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from openimagen.cli.values import add_variant_flag, per_stage, read_image
+from openimagen.cli.values import add_variant_flag, on_off, per_stage, read_image
 from openimagen.errors import InvalidArgumentError, ModelLoadError
 from openimagen.pipeline.provenance import image_metadata, png_info, read_record
 
@@ -20,14 +20,16 @@ DTYPES = ("float32", "float16", "bfloat16")
 PER_STAGE_FLAGS = {"sampler": ("--sampler", str), "steps": ("--steps", int), "guidance": ("--guidance", float),
                    "threshold": ("--threshold", str), "percentile": ("--percentile", float),
                    "spacing": ("--spacing", str), "aug_level": ("--aug-level", float),
-                   "sr_strength": ("--sr-strength", float)}
+                   "sr_strength": ("--sr-strength", float), "lowres_consistency": ("--lowres-consistency", on_off)}
 PER_STAGE_HELP = {
     "sampler": "ddpm, ddim, dpmpp_2m, euler or heun", "steps": "sampling steps >= 1",
     "guidance": "classifier-free guidance weight >= 0", "threshold": "none, static or dynamic thresholding",
     "percentile": "dynamic-thresholding percentile in (0, 1]", "spacing": "sampling grid: time, logsnr or karras",
     "aug_level": "SR stages: noise-augmentation level of the low-res input, in [0, 1)",
     "sr_strength": "SR stages: start at this schedule time in (0, 1] from the upsampled low-res image noised to it "
-                   "(1: from pure noise)"}
+                   "(1: from pure noise)",
+    "lowres_consistency": "SR stages: on or off; on keeps the output's downsample equal to the low-res input "
+                          "(only detail above its resolution is added)"}
 
 
 def add_generate_parser(subparsers) -> None:

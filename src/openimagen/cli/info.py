@@ -27,6 +27,7 @@ def describe(pipe, root=None) -> str:
                      f"{' of the residual over the upsampled low-res image' if c.param.residual else ''}, "
                      f"{c.schedule.name} schedule; defaults {s.sampler} {s.steps} steps, guidance {s.guidance}, "
                      f"{s.threshold} thresholding" + (f", aug level {s.aug_level}, sr strength {s.sr_strength}"
+                                                f"{', low-res consistency' if s.lowres_consistency else ''}"
                                                 if c.is_super_resolution else ""))
     lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
     for name, stages in pipe.config.variants.items():

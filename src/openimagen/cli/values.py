@@ -2,6 +2,7 @@
 cascade stage or one per stage ("4" or "4,1")."""
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
@@ -35,6 +36,16 @@ def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float =
     return values[0] if len(values) == 1 else tuple(values)
 
 
+ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
+
+
+def on_off(text: str) -> bool:
+    """``on``/``off`` (also ``true``/``false``, ``1``/``0``, any case) -> bool; anything else raises ValueError."""
+    if text.lower() not in ON_OFF:
+        raise ValueError(text)
+    return ON_OFF[text.lower()]
+
+
 def per_stage(text: Optional[str], flag: str, parse: Callable[[str], object] = str):
     """``"a"`` -> ``parse("a")`` (every stage); ``"a,b"`` -> ``(parse("a"), parse("b"))`` (base, then each SR stage);
     None stays None. Types only: ranges are checked by the generation request. A value ``parse`` rejects raises
@@ -44,16 +55,21 @@ def per_stage(text: Optional[str], flag: str, parse: Callable[[str], object] = s
     try:
         values = tuple(parse(t.strip()) for t in str(text).split(","))
     except ValueError:
-        kind = {int: "an integer", float: "a number"}.get(parse, "a value")
+        kind = {int: "an integer", float: "a number", on_off: "on or off"}.get(parse, "a value")
         raise InvalidArgumentError(f"{flag} must be {kind}, or one per stage separated by commas, got {text!r}") from None
     return values[0] if len(values) == 1 else values
 
 
 def run_command(func: Callable, args) -> int:
     """Run ``func(args)`` the way every openimagen command runs: a user error (:class:`OpenImagenError`) is one
-    line ``error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C is exit code 130."""
+    line ``error: ...`` on stderr and exit code 2, never a traceback; Ctrl-C is exit code 130; a closed pipe
+    (``openimagen info | head -3``) ends quietly with exit code 141, as a shell tool killed by SIGPIPE."""
     try:
         return func(args)
+    except BrokenPipeError:
+        # the reader has gone: point stdout at /dev/null so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OpenImagenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,7 +55,9 @@ def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
             return stage.sample(cond, generators, sampling, lowres=lowres, callback=callback,
                                 batch_invariant=request.batch_invariant)
         steps = max(1, round(sampling.steps * strength))
-        return stage.sample(cond, generators, replace(sampling, steps=steps), lowres=lowres, callback=callback,
+        # no low-res consistency: the low-res input is the image being edited, which the edit may change
+        sampling = replace(sampling, steps=steps, lowres_consistency=False)
+        return stage.sample(cond, generators, sampling, lowres=lowres, callback=callback,
                             t_max=strength, init=init, batch_invariant=request.batch_invariant)
 
     return run_from(pipe, request, first, sample, callback,

@@ -145,7 +145,9 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
 
             keep = (1 - repaint).to(stage.device)
             wrap = lambda den: KnownRegion(den, x.to(stage.device), keep)          # noqa: E731
-        out = stage.sample(cond, generators, replace(sampling, steps=steps), lowres=lowres, callback=cb,
+        # no low-res consistency: the low-res input carries the defects being removed
+        sampling = replace(sampling, steps=steps, lowres_consistency=False)
+        out = stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
                            t_max=t_max, init=x_init, batch_invariant=request.batch_invariant, wrap=wrap,
                            init_noise=None if own is None else own.clamp(max=level))
         if repaint is not None:

@@ -2,6 +2,11 @@
 augmentation): the image is resized to an SR stage's low-res input with the antialiased filter of training,
 noise-augmented at ``aug_level`` and upsampled by that stage and the ones after it. Higher augmentation levels
 repair more of the input's defects (noise, JPEG blocks) and invent more detail; 0 keeps closest to the input.
+
+Low-res consistency (:mod:`openimagen.diffusion.consistency`) is on by default here, whatever the model's own
+default: every estimate of the first SR stage is projected onto the images whose downsample is the user's image,
+so the result keeps its colours and layout exactly and the stage only adds detail above its resolution
+(``lowres_consistency=False`` lets it repair the input instead, e.g. with a high ``aug_level`` on a noisy photo).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
             **settings) -> PipelineOutput:
     """Upsample ``images`` (PIL image(s) of any size, or a (B, 3, H, W) tensor in [-1, 1]) with SR stage
     ``stage`` and the stages after it, guided by ``prompts`` ("" by default: unconditional). ``aug_level``
-    (per stage, like every sampling setting) sets the noise augmentation of the low-res input. A non-square image
+    (per stage, like every sampling setting) sets the noise augmentation of the low-res input;
+    ``lowres_consistency`` is True unless given (module docstring). A non-square image
     is made square by ``fit``: ``center_crop`` or ``pad`` (see :mod:`openimagen.edit.inputs`).
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "upscale", "start_stage": stage}``. Raises
@@ -27,6 +33,8 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
         raise InvalidArgumentError(f"stage must be a super-resolution stage index in 1..{len(pipe.stages) - 1}, "
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
+    if request.lowres_consistency is None:
+        request = request.model_copy(update={"lowres_consistency": True})        # (module docstring)
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 

@@ -52,11 +52,13 @@ Percentile = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumbe
 SpacingName = _name("spacing", SPACINGS)
 AugLevel = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), PlainNumber, Strict()]
 SrStrength = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()]
-SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level", "sr_strength")
+LowresConsistency = Annotated[bool, Strict()]
+SAMPLING_FIELDS = ("sampler", "steps", "guidance", "threshold", "percentile", "spacing", "aug_level", "sr_strength",
+                   "lowres_consistency")
 # sampling fields added after the first model format: omitted from StageConfig.to_dict at their default (as
 # openimagen.nn.config.LATER_FIELDS are from UNetConfig's), so that a model's config.json, and the model hash every
 # PNG record names, stay those it had before the field existed
-LATER_SAMPLING_FIELDS = ("sr_strength",)
+LATER_SAMPLING_FIELDS = ("sr_strength", "lowres_consistency")
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -74,6 +76,8 @@ class SamplingConfig:
     aug_level: AugLevel = 0.2           # SR stages: noise-augmentation level of the low-res input, schedule time t
     sr_strength: SrStrength = 1.0       # SR stages: schedule time t in (0, 1] the sampler starts at, from the
                                         # bicubic-upsampled low-res image noised to t (SDEdit); 1 = pure noise (Imagen)
+    lowres_consistency: LowresConsistency = False  # SR stages: project every x0 estimate onto the images whose
+                                        # downsample is the low-res input (DDNM; openimagen.diffusion.consistency)
 
 
 @dataclass(frozen=True)

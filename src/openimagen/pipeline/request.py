@@ -6,7 +6,7 @@ defaults (:meth:`GenerationRequest.resolve`) and returns the resolved per-stage 
 what actually ran is never lost.
 
 Per-stage settings (``sampler``, ``steps``, ``guidance``, ``threshold``, ``percentile``, ``spacing``,
-``aug_level``, ``sr_strength``) take one value for every stage, a sequence with one value per stage (base first), or None for
+``aug_level``, ``sr_strength``, ``lowres_consistency``) take one value for every stage, a sequence with one value per stage (base first), or None for
 each stage's default (its ``config.json``). Types and ranges are those of :class:`SamplingConfig`, declared once
 in :mod:`openimagen.pipeline.config`. A bad value raises :class:`~openimagen.errors.InvalidArgumentError` (or
 :class:`~openimagen.errors.UnknownNameError` for a name) whose one-line message names the field, e.g.
@@ -27,8 +27,8 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictBool, StrictSt
 
 from openimagen.errors import InvalidArgumentError
 from openimagen.lora.config import Scale as LoraScale
-from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, Percentile, SamplerName,
-                                        SamplingConfig, SpacingName, SrStrength, Steps, ThresholdName)
+from openimagen.pipeline.config import (SAMPLING_FIELDS, AugLevel, Guidance, LowresConsistency, Percentile,
+                                        SamplerName, SamplingConfig, SpacingName, SrStrength, Steps, ThresholdName)
 from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked, raise_one_line
 
 MAX_SEED = 2**63 - 1
@@ -53,6 +53,7 @@ class SamplingOverrides(BaseModel):
     spacing: _per_stage(SpacingName) = None
     aug_level: _per_stage(AugLevel) = None
     sr_strength: _per_stage(SrStrength) = None
+    lowres_consistency: _per_stage(LowresConsistency) = None
 
 
 class GenerationRequest(SamplingOverrides):
@@ -66,7 +67,7 @@ class GenerationRequest(SamplingOverrides):
         seed                    int in [0, 2**63 - 1 - images + 1]; image k uses seed + k
         stop_at_stage           None (run every stage) or a stage index
         size                    None, or the side in pixels the last stage run must make (a check, not a resize)
-        sampler ... sr_strength per-stage sampling settings (module docstring); None = the stage's default
+        sampler ... lowres_consistency  per-stage sampling settings (module docstring); None = the stage's default
         batch_invariant         False: the network runs on the whole batch (fast; an image's pixels may differ by
                                 a rounding step with its batch, see README); True: image by image and the text
                                 encoder prompt by prompt, so a seed gives the same bits whatever the batch

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openimagen.diffusion.batching import PerSample
+from openimagen.diffusion.consistency import LowresConsistency
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser, append_dims
 from openimagen.diffusion.guidance import guided
@@ -107,7 +108,8 @@ class Stage(nn.Module):
         given, from its bicubic-upsampled low-res input noised to schedule time ``sr_strength`` (SDEdit, Meng et al.
         2022, applied to super-resolution), so an SR stage whose estimates at high noise are still worse than
         bicubic keeps the low-res image's layout and adds detail in the low-noise steps only.
-        ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region);
+        ``sampling.lowres_consistency`` projects every x0 estimate of an SR stage onto the images whose downsample
+        is the clean low-res input (:mod:`openimagen.diffusion.consistency`). ``wrap(denoiser) -> denoiser`` wraps the guided denoiser of the whole batch (inpainting's known region);
         ``resample = (jump_length, jumps)`` adds RePaint's resampling jumps to the sampler
         (:mod:`openimagen.samplers.resampling`).
 
@@ -124,6 +126,7 @@ class Stage(nn.Module):
             if tuple(lowres.shape[-2:]) != (r, r):
                 raise InvalidArgumentError(f"this stage upsamples {r}x{r} images, got {tuple(lowres.shape[-2:])}")
             lowres = lowres.to(device, state)
+            clean_lowres = lowres
             if init is None and t_max == 1.0 and sampling.sr_strength < 1:
                 # SDEdit from the bicubic-upsampled low-res image: start at schedule time sr_strength instead of
                 # pure noise (the clean low-res, before augmentation; an explicit init/t_max, img2img's, wins)
@@ -144,6 +147,8 @@ class Stage(nn.Module):
                      embedded=self.config.unet.guidance_cond)
         if batch_invariant and b > 1:
             den = PerSample(den)
+        if self.config.is_super_resolution and sampling.lowres_consistency:
+            den = LowresConsistency(den, clean_lowres)
         if wrap is not None:
             den = wrap(den)
         sampler = get_sampler(sampling.sampler)

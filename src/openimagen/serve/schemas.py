@@ -62,7 +62,7 @@ def service_models(config, stages: int, sizes: list[str], adapters: Sequence[str
     ``max_prompt_chars``, seeds exact in every JSON client (< 2**53), ``size`` one of the stages' sizes, ``model`` the loaded one, ``steps`` up to
     ``max_steps``, per-stage lists with exactly one value per stage, and ``adapter`` one of ``adapters``."""
     from openimagen.pipeline.config import (MAX_STEPS, AugLevel, Guidance, Percentile, SamplerName, SpacingName,
-                                            SrStrength, ThresholdName)
+                                            SrStrength, ThresholdName, LowresConsistency)
 
     def per_stage(kind):
         return Optional[Union[kind, Annotated[tuple[kind, ...], Field(min_length=stages, max_length=stages)]]], None
@@ -83,7 +83,7 @@ def service_models(config, stages: int, sizes: list[str], adapters: Sequence[str
                                      Strict()]),
         "guidance": per_stage(Guidance), "threshold": per_stage(ThresholdName), "percentile": per_stage(Percentile),
         "spacing": per_stage(SpacingName), "aug_level": per_stage(AugLevel),
-        "sr_strength": per_stage(SrStrength),
+        "sr_strength": per_stage(SrStrength), "lowres_consistency": per_stage(LowresConsistency),
         "adapter": (Optional[Literal[tuple(adapters)]] if adapters else None, ImagesRequest.model_fields["adapter"])}
     images = create_model("ImagesRequest", __base__=ImagesRequest, **fields)
     stream = create_model("StreamRequest", __base__=images,
