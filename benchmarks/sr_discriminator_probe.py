@@ -3,8 +3,9 @@ with the stage frozen? (issue 13, point 5; docs/EVALUATION.md, "Why the SR stage
 
     .venv/bin/python benchmarks/sr_discriminator_probe.py [MODEL]
 
-16 held-out shapes scenes + 16 emoji, downsampled to 32 px; fakes: bicubic upsampling, the stage's shipped
-sampling (16 steps from sr_strength 0.5) and 2 DDIM steps; one spectral-norm PatchDiscriminator per fake, Adam
+16 held-out shapes scenes + 16 emoji, downsampled to 32 px; fakes: bicubic upsampling (plain and back-projected onto
+the low-res image), the stage's text-to-image sampling (16 steps from sr_strength 0.5), upscale's (low-res
+consistency, from pure noise) and 2 DDIM steps with consistency; one spectral-norm PatchDiscriminator per fake, Adam
 2e-4, 300 steps of 16 random pairs, then its hinge loss and real-minus-fake logit gap on all 32 (the images it
 trained on: this measures whether D *can* tell them apart, not whether it generalises). One thread, seeded.
 """
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 sys.path.insert(0, "benchmarks")
 from upscale_vs_bicubic import real_sets  # noqa: E402
 
+from openimagen.diffusion.consistency import project_to_lowres  # noqa: E402
 from openimagen.edit.inputs import resize, to_tensor  # noqa: E402
 from openimagen.edit.upscale import upscale  # noqa: E402
 from openimagen.pipeline import Pipeline  # noqa: E402
@@ -47,9 +49,13 @@ def main() -> None:
     low = resize(real, 32)
     pipe = Pipeline.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else None, watermark=None)
     blank = [""] * low.shape[0]
-    fakes = {"bicubic": F.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(-1, 1),
-             "SR stage, shipped sampling (16 steps from sr_strength 0.5)": upscale(pipe, low, blank).stages[-1],
-             "SR stage, 2 DDIM steps": upscale(pipe, low, blank, sampler="ddim", steps=2).stages[-1]}
+    bicubic = F.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(-1, 1)
+    fakes = {"bicubic": bicubic, "bicubic + back-projection": project_to_lowres(bicubic, low).clamp(-1, 1),
+             "SR stage, text-to-image sampling (16 steps from sr_strength 0.5, no low-res consistency)":
+                 upscale(pipe, low, blank, lowres_consistency=False).stages[-1],
+             "SR stage, upscale's sampling (16 steps, low-res consistency)": upscale(pipe, low, blank).stages[-1],
+             "SR stage, 2 DDIM steps, low-res consistency": upscale(pipe, low, blank, sampler="ddim",
+                                                                    steps=2).stages[-1]}
     rows = {name: probe(real, low, fake) for name, fake in fakes.items()}
     print("| fake | hinge loss (2 = chance) | real-minus-fake logit gap |\n|---|---:|---:|")
     for name, r in rows.items():

@@ -87,7 +87,8 @@ def main() -> None:
         candidates["bicubic + back-projection"] = (projected, (time.perf_counter() - t) / len(low))
         for aug in (0.0, 0.1, 0.2):
             candidates[f"SR stage, aug {aug}"] = upscaled(pipe, low, aug_level=aug)
-        candidates["SR stage, low-res consistency off"] = upscaled(pipe, low, lowres_consistency=False)
+        candidates["SR stage, low-res consistency off (the model's sr_strength)"] = upscaled(pipe, low,
+                                                                                           lowres_consistency=False)
         for v in strengths:
             candidates[f"SR stage, sr_strength {v}"] = upscaled(pipe, low, sr_strength=v)
         for label, other in others.items():

@@ -87,5 +87,7 @@ def test_an_sr_stage_with_consistency_makes_images_whose_downsample_is_its_input
                              lowres_consistency=on).stages[-1] for on in (True, False)}
     err = {on: (down(x, 16) - low).abs().max().item() for on, x in outs.items()}
     assert err[True] < 1e-4 and err[False] > 0.25, err      # the final clamp is idle: no pixel reaches 1
-    assert pipe.upscale(low[:1], "", steps=2).settings[1].lowres_consistency is True     # upscale's default
+    settings = pipe.upscale(low[:1], "", steps=2).settings[1]
+    assert settings.lowres_consistency is True and settings.sr_strength == 1.0         # upscale's defaults
+    assert pipe.upscale(low[:1], "", steps=2, sr_strength=0.4).settings[1].sr_strength == 0.4
     assert pipe(["a"], steps=2).settings[1].lowres_consistency is False                  # text-to-image's default

@@ -117,6 +117,25 @@ def test_samples_mode_runs_ddim_from_the_noised_bicubic_image():
     assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1
 
 
+def test_samples_mode_with_consistency_judges_a_sample_whose_downsample_is_the_low_res_image():
+    """With the stage's lowres_consistency, the sampled path is projected onto the low-res image: a denoiser that
+    always answers a whitened image (x0* = 0.25 everywhere) lands on the projection of x0*, not on x0*."""
+    from openimagen.diffusion.consistency import project_to_lowres
+
+    stage = _tiny_sr()
+    obj = AdversarialObjective(DiffusionObjective(stage.config, stage.schedule), channels=8, judged="samples",
+                               sample_steps=2, start=0.5, consistency=True)
+    batch = _batch(2)
+    lowres = torch.nn.functional.interpolate(batch.image, size=(16, 16), mode="bilinear", antialias=True,
+                                             align_corners=False)
+    cond = Cond(text=batch.text, mask=batch.mask, drop=torch.zeros(2, dtype=torch.bool), lowres=lowres,
+                aug_sigma=torch.zeros(2))
+    target = torch.full_like(batch.image, 0.25)
+    out = obj.sample(lambda x, sigma, cond: target, lowres, cond, [torch.Generator().manual_seed(k) for k in range(2)])
+    assert torch.allclose(out, project_to_lowres(target, lowres), atol=1e-5)
+    assert not torch.allclose(out, target, atol=0.05)
+
+
 def test_samples_mode_backpropagates_through_every_step_and_fools_the_discriminator():
     stage = _tiny_sr()
     obj = AdversarialObjective(DiffusionObjective(stage.config, stage.schedule), weight=1.0, r1_gamma=0.0, lr=2e-3,

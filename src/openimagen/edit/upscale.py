@@ -7,6 +7,9 @@ Low-res consistency (:mod:`openimagen.diffusion.consistency`) is on by default h
 default: every estimate of the first SR stage is projected onto the images whose downsample is the user's image,
 so the result keeps its colours and layout exactly and the stage only adds detail above its resolution
 (``lowres_consistency=False`` lets it repair the input instead, e.g. with a high ``aug_level`` on a noisy photo).
+With consistency on and ``sr_strength`` not given, the stage starts from pure noise (``sr_strength`` 1): the low
+band is imposed anyway, and every noise level then adds detail (measured in docs/EVALUATION.md: 34.6 against
+32.7 dB from the model's 0.5 on held-out shapes scenes, 29.0 against 28.6 on emoji, and real-like detail energy).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
     """Upsample ``images`` (PIL image(s) of any size, or a (B, 3, H, W) tensor in [-1, 1]) with SR stage
     ``stage`` and the stages after it, guided by ``prompts`` ("" by default: unconditional). ``aug_level``
     (per stage, like every sampling setting) sets the noise augmentation of the low-res input;
-    ``lowres_consistency`` is True unless given (module docstring). A non-square image
+    ``lowres_consistency`` is True unless given, and then ``sr_strength`` 1 unless given (module docstring). A non-square image
     is made square by ``fit``: ``center_crop`` or ``pad`` (see :mod:`openimagen.edit.inputs`).
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "upscale", "start_stage": stage}``. Raises
@@ -33,8 +36,9 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
         raise InvalidArgumentError(f"stage must be a super-resolution stage index in 1..{len(pipe.stages) - 1}, "
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
-    if request.lowres_consistency is None:
-        request = request.model_copy(update={"lowres_consistency": True})        # (module docstring)
+    if request.lowres_consistency is None:                                          # (module docstring)
+        request = request.model_copy(update={"lowres_consistency": True,
+                                             "sr_strength": 1.0 if request.sr_strength is None else request.sr_strength})
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 

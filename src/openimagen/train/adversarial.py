@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from openimagen.diffusion.cond import Cond
+from openimagen.diffusion.consistency import LowresConsistency
 from openimagen.diffusion.denoiser import Denoiser
 from openimagen.diffusion.schedules import sampling_sigmas
 from openimagen.pipeline.stage import upsampled_lowres
@@ -80,7 +81,8 @@ class AdversarialObjective:
 
     def __init__(self, diffusion: DiffusionObjective, *, weight: float = 0.1, r1_gamma: float = 1.0,
                  lr: float = 2e-4, channels: int = 32, spectral: bool = True, device=None,
-                 judged: str = "estimate", sample_steps: int = 2, start: float = 1.0, warmup_steps: int = 0):
+                 judged: str = "estimate", sample_steps: int = 2, start: float = 1.0, warmup_steps: int = 0,
+                 consistency: bool = False):
         if not diffusion.stage_config.is_super_resolution:
             raise ValueError("AdversarialObjective refines super-resolution stages")
         if judged not in ("estimate", "samples") or not isinstance(sample_steps, int) or sample_steps < 1 \
@@ -89,6 +91,7 @@ class AdversarialObjective:
                              f"{judged!r}, {sample_steps!r}, {start!r}")
         self.diffusion, self.weight, self.r1_gamma = diffusion, float(weight), float(r1_gamma)
         self.judged, self.sample_steps, self.start = judged, sample_steps, float(start)
+        self.consistency = bool(consistency)
         self.warmup_steps, self.d_steps = int(warmup_steps), 0     # D's updates so far (checkpointed)
         self.disc = PatchDiscriminator(channels, spectral=spectral).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.0, 0.99))
@@ -100,7 +103,7 @@ class AdversarialObjective:
         return cls(DiffusionObjective.from_run_config(cfg, stage_config, schedule), weight=a.weight,
                    r1_gamma=a.r1_gamma, lr=a.lr, channels=a.channels, spectral=a.spectral_norm, device=device,
                    judged=a.judged, sample_steps=a.sample_steps, start=stage_config.sampling.sr_strength,
-                   warmup_steps=a.warmup_steps)
+                   warmup_steps=a.warmup_steps, consistency=stage_config.sampling.lowres_consistency)
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         loss, x0_hat, cond = self.diffusion.terms(denoiser, batch, generator)
@@ -123,11 +126,14 @@ class AdversarialObjective:
     def sample(self, denoiser: Denoiser, lowres: torch.Tensor, cond: Cond, generator: Generators) -> torch.Tensor:
         """The stage's DDIM sample (B, C, R, R), differentiable, from ``lowres`` (B, C, r, r) bicubic-upsampled
         and noised to schedule time ``start``: ``sample_steps`` steps on the "time" grid, text never dropped
-        (the SR stage samples unguided), the low-res conditioning (with its augmentation) that of ``cond``."""
+        (the SR stage samples unguided), the low-res conditioning (with its augmentation) that of ``cond``; with
+        ``consistency`` (the stage's ``sampling.lowres_consistency``) every estimate is projected onto ``lowres``
+        as the stage samples (:mod:`openimagen.diffusion.consistency`), so D judges the detail the stage adds."""
         init = upsampled_lowres(lowres, self.diffusion.stage_config.resolution)
         sigmas = sampling_sigmas(self.diffusion.schedule, self.sample_steps, "time", t_max=self.start)
         x = init + float(sigmas[0]) * randn(init.shape, generator, init.device, init.dtype)
-        return sample_ddim(denoiser, x, sigmas, cond=replace(cond, drop=torch.zeros_like(cond.drop)))
+        den = LowresConsistency(denoiser, lowres) if self.consistency else denoiser
+        return sample_ddim(den, x, sigmas, cond=replace(cond, drop=torch.zeros_like(cond.drop)))
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
         """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""
