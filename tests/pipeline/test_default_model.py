@@ -60,15 +60,32 @@ def fast():
     return Pipeline.from_pretrained(variant="fast")
 
 
-def test_the_fast_variant_is_the_distilled_base_student_with_the_same_sr_stage(pipe, fast):
+@pytest.fixture(scope="module")
+def gan_sr():
+    return Pipeline.from_pretrained(variant="gan-sr")
+
+
+def test_the_fast_variant_is_the_distilled_base_student_with_the_few_step_sr_stage(pipe, fast, gan_sr):
     """Issue 15: the progressive student (docs/TRAINING.md) ships as the variant "fast": 4 DDIM steps at guidance
-    1 (one network pass per step), the cascade's SR stage itself (the same folder, so the same weights)."""
-    assert fast.config.stages == ("stage0_base_student4", "stage1_sr") and fast.variant == "fast"
+    1 (one network pass per step), then the adversarially refined SR stage of the "gan-sr" variant (the same
+    folder, so the same weights) at its 2 DDIM steps."""
+    assert fast.config.stages == ("stage0_base_student4", "stage1_sr_gan") and fast.variant == "fast"
     s = fast.stages[0].config.sampling
     assert (s.sampler, s.steps, s.guidance, s.spacing) == ("ddim", 4, 1.0, "time")
-    assert fast.stages[1].weights_sha256 == pipe.stages[1].weights_sha256
+    assert fast.stages[1].weights_sha256 == gan_sr.stages[1].weights_sha256
     assert fast.stages[0].weights_sha256 != pipe.stages[0].weights_sha256
     assert fast.model_hash != pipe.model_hash
+
+
+def test_the_gan_sr_variant_is_the_base_with_the_adversarially_refined_sr_stage(pipe, gan_sr):
+    """Issue 13, point 5: the alternative SR stage (configs/default/sr-gan-residual.yaml), 2 DDIM steps from pure
+    noise with low-res consistency, behind the default base stage itself."""
+    assert gan_sr.config.stages == ("stage0_base", "stage1_sr_gan") and gan_sr.variant == "gan-sr"
+    assert gan_sr.stages[0].weights_sha256 == pipe.stages[0].weights_sha256
+    assert gan_sr.stages[1].weights_sha256 != pipe.stages[1].weights_sha256
+    s = gan_sr.stages[1].config.sampling
+    assert (s.sampler, s.steps, s.sr_strength, s.lowres_consistency) == ("ddim", 2, 1.0, True)
+    assert gan_sr.stages[1].config.param.residual
 
 
 def test_fast_variant_fixed_prompt_and_seed_give_the_recorded_image(fast):
