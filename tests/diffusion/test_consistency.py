@@ -91,3 +91,24 @@ def test_an_sr_stage_with_consistency_makes_images_whose_downsample_is_its_input
     assert settings.lowres_consistency is True and settings.sr_strength == 1.0         # upscale's defaults
     assert pipe.upscale(low[:1], "", steps=2, sr_strength=0.4).settings[1].sr_strength == 0.4
     assert pipe(["a"], steps=2).settings[1].lowres_consistency is False                  # text-to-image's default
+
+
+def test_edits_turn_consistency_off_where_the_low_res_input_is_the_users_image_and_say_so():
+    """img2img and restore at an SR stage whose default is consistency on (the gan-sr variant's): off at that stage
+    unless asked for, and the returned settings say what ran; upscale keeps it on."""
+    from dataclasses import replace
+
+    from tests.pipeline.fixtures import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    sr = pipe.stages[1]
+    sr.config = replace(sr.config, sampling=replace(sr.config.sampling, lowres_consistency=True))
+    image = torch.rand(1, 3, 32, 32) * 2 - 1                      # 32 px: the tiny cascade's SR stage makes it
+    edit = pipe.img2img(image, "a", strength=0.5, steps=2)
+    assert edit.edit["start_stage"] == 1 and edit.settings[1].lowres_consistency is False
+    asked = pipe.img2img(image, "a", strength=0.5, steps=2, lowres_consistency=True)
+    assert asked.settings[1].lowres_consistency is True
+    assert not torch.equal(edit.stages[-1], asked.stages[-1])
+    restored = pipe.restore(image, "deblur", steps=2)
+    assert restored.edit["start_stage"] == 1 and restored.settings[1].lowres_consistency is False
+    assert pipe.upscale(image, "", steps=2).settings[1].lowres_consistency is True

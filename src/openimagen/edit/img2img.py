@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Optional, Union
 
-from openimagen.edit.inputs import ImageInput, check_number, per_image, resize, run_from, square, to_tensor
+from openimagen.edit.inputs import (ImageInput, check_number, consistency_off_at, per_image, resize, run_from, square,
+                                    to_tensor)
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
 
@@ -42,6 +43,7 @@ def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     x_in, _ = square(to_tensor(images), fit)
     first = start_stage(pipe, x_in.shape[-1])
+    request = consistency_off_at(pipe, request, first)
     x_in = per_image(resize(x_in, pipe.resolutions[first]), request)              # (B, 3, R, R)
 
     def sample(i, stage, cond, generators, sampling, _lowres, callback):
@@ -55,9 +57,7 @@ def img2img(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
             return stage.sample(cond, generators, sampling, lowres=lowres, callback=callback,
                                 batch_invariant=request.batch_invariant)
         steps = max(1, round(sampling.steps * strength))
-        # no low-res consistency: the low-res input is the image being edited, which the edit may change
-        sampling = replace(sampling, steps=steps, lowres_consistency=False)
-        return stage.sample(cond, generators, sampling, lowres=lowres, callback=callback,
+        return stage.sample(cond, generators, replace(sampling, steps=steps), lowres=lowres, callback=callback,
                             t_max=strength, init=init, batch_invariant=request.batch_invariant)
 
     return run_from(pipe, request, first, sample, callback,

@@ -106,6 +106,17 @@ def paste_original(pipe: Pipeline, out: PipelineOutput, original: torch.Tensor, 
     out.images = pipe.mark(to_pil(torch.where(keep, per_image(original, request), y)))
 
 
+def consistency_off_at(pipe: Pipeline, request: GenerationRequest, stage: int) -> GenerationRequest:
+    """``request`` with low-res consistency off at ``stage`` (the other stages at their defaults) unless the caller
+    set ``lowres_consistency``: where the low-res input is the user's image being edited or restored, projecting
+    onto it would keep what the edit changes (its colours, its noise). Set in the request, so the resolved settings
+    returned with the images say what ran."""
+    if request.lowres_consistency is not None:
+        return request
+    values = tuple(False if i == stage else st.config.sampling.lowres_consistency for i, st in enumerate(pipe.stages))
+    return request.model_copy(update={"lowres_consistency": values})
+
+
 def per_image(x: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
     """One input per prompt (or one for all) -> one per image of ``request`` (prompts x num_images_per_prompt)."""
     n = len(request.prompts)

@@ -28,8 +28,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from openimagen.edit.inputs import (ImageInput, check_number, paste_original, per_image, resize, run_from, square,
-                                   to_tensor)
+from openimagen.edit.inputs import (ImageInput, check_number, consistency_off_at, paste_original, per_image, resize,
+                                    run_from, square, to_tensor)
 from openimagen.errors import InvalidArgumentError
 from openimagen.pipeline.pipeline import Pipeline, PipelineOutput
 from openimagen.pipeline.request import GenerationRequest
@@ -110,6 +110,7 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
     x_sq, box = square(original, "pad" if kind == "scratches" else fit)
     last = len(pipe.resolve(request)) - 1
     first = restore_stage(pipe, x_sq.shape[-1], last)
+    request = consistency_off_at(pipe, request, first)
     side = pipe.resolutions[first]
     x = per_image(resize(x_sq, side), request)                                    # (B, 3, side, side)
 
@@ -145,9 +146,7 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
 
             keep = (1 - repaint).to(stage.device)
             wrap = lambda den: KnownRegion(den, x.to(stage.device), keep)          # noqa: E731
-        # no low-res consistency: the low-res input carries the defects being removed
-        sampling = replace(sampling, steps=steps, lowres_consistency=False)
-        out = stage.sample(cond, generators, sampling, lowres=lowres, callback=cb,
+        out = stage.sample(cond, generators, replace(sampling, steps=steps), lowres=lowres, callback=cb,
                            t_max=t_max, init=x_init, batch_invariant=request.batch_invariant, wrap=wrap,
                            init_noise=None if own is None else own.clamp(max=level))
         if repaint is not None:

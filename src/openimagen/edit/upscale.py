@@ -27,7 +27,8 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
     """Upsample ``images`` (PIL image(s) of any size, or a (B, 3, H, W) tensor in [-1, 1]) with SR stage
     ``stage`` and the stages after it, guided by ``prompts`` ("" by default: unconditional). ``aug_level``
     (per stage, like every sampling setting) sets the noise augmentation of the low-res input;
-    ``lowres_consistency`` is True unless given, and then ``sr_strength`` 1 unless given (module docstring). A non-square image
+    ``lowres_consistency`` is True unless given, and then ``sr_strength`` 1 unless given (module
+    docstring). A non-square image
     is made square by ``fit``: ``center_crop`` or ``pad`` (see :mod:`openimagen.edit.inputs`).
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "upscale", "start_stage": stage}``. Raises
@@ -37,8 +38,8 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     if request.lowres_consistency is None:                                          # (module docstring)
-        request = request.model_copy(update={"lowres_consistency": True,
-                                             "sr_strength": 1.0 if request.sr_strength is None else request.sr_strength})
+        strength = 1.0 if request.sr_strength is None else request.sr_strength
+        request = request.model_copy(update={"lowres_consistency": True, "sr_strength": strength})
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 
