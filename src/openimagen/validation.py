@@ -24,10 +24,13 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")
 T = TypeVar("T")
 
 
+_PLAIN_TAGS = ("bool", "int", "float", "str")     # a union member that is a plain, unconstrained type
+
+
 def _is_tag(part) -> bool:
-    """pydantic's name for a union member in an error location ('constrained-int', 'tuple[...]', 'function-after[...]');
-    field names never contain '-' or '['."""
-    return isinstance(part, str) and ("-" in part or "[" in part)
+    """pydantic's name for a union member in an error location ('constrained-int', 'tuple[...]', 'function-after[...]',
+    or a plain type such as 'bool'); field names never contain '-' or '[' and are never a bare type name."""
+    return isinstance(part, str) and ("-" in part or "[" in part or part in _PLAIN_TAGS)
 
 
 def _path(loc: tuple) -> str:

@@ -73,7 +73,7 @@ def test_info(model, capsys):
     (["generate", "a", "--aug-level", "0,1"], "--aug-level[1] should be less than 1"),
     (["generate", "a", "--num-images", "0"], "--num-images"),
     (["generate", "a", "--seed", "-1"], "--seed should be greater than or equal to 0"),
-    (["generate", "a", "--stop-at-stage", "5"], "stop_at_stage"),
+    (["generate", "a", "--stop-at-stage", "5"], "--stop-at-stage must be a stage index"),
     (["generate", "a", "--dtype", "int8"], "--dtype must be one of float32, float16, bfloat16"),
     (["generate", "--from-png", "missing.png"], "cannot read missing.png"),
     (["generate"], "give at least one prompt"),

@@ -112,3 +112,19 @@ def test_edits_turn_consistency_off_where_the_low_res_input_is_the_users_image_a
     restored = pipe.restore(image, "deblur", steps=2)
     assert restored.edit["start_stage"] == 1 and restored.settings[1].lowres_consistency is False
     assert pipe.upscale(image, "", steps=2).settings[1].lowres_consistency is True
+
+
+def test_asking_for_consistency_is_the_same_as_upscales_default():
+    from tests.pipeline.fixtures import tiny_pipeline
+
+    pipe, low = tiny_pipeline(), torch.rand(1, 3, 16, 16) * 2 - 1
+    default, asked = pipe.upscale(low, "", steps=2), pipe.upscale(low, "", steps=2, lowres_consistency=True)
+    assert default.settings[1] == asked.settings[1] and torch.equal(default.stages[-1], asked.stages[-1])
+    assert pipe.upscale(low, "", steps=2, lowres_consistency=False).settings[1].sr_strength == 1.0   # the model's
+
+
+@pytest.mark.parametrize("x0, y", [(torch.zeros(1, 3, 8, 8, dtype=torch.int64), torch.zeros(1, 3, 4, 4)),
+                                   ([[0.0]], torch.zeros(1, 3, 4, 4)), (torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 0, 0))])
+def test_inputs_that_are_not_float_images_are_one_line(x0, y):
+    with pytest.raises(InvalidArgumentError, match="low-res consistency needs"):
+        project_to_lowres(x0, y)

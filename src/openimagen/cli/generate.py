@@ -283,11 +283,14 @@ def finish(args, pipe, request, model, make) -> int:
     if request.num_images > pipe.max_batch_images:
         print(f"{request.num_images} images run in chunks of {pipe.max_batch_images} (bounded memory)",
               file=sys.stderr)
-    callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
     try:
-        out = make(callback)
-    finally:
-        close()
+        callback, close = _progress(args.no_progress, pipe, pipe.resolve(request))
+        try:
+            out = make(callback)
+        finally:
+            close()
+    except InvalidArgumentError as e:           # a per-stage setting that does not fit this cascade: name its flag
+        raise _flag_named(e) from None
     paths = _write_images(out, args.out, model)
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
     print(f"wrote {args.out}" + (f" and {len(paths)} images beside it" if len(paths) > 1 else "") + f" ({timing})")

@@ -45,10 +45,16 @@ def resize_matrix(src: int, dst: int) -> torch.Tensor:
 def project_to_lowres(x0: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
     """The range-null space projection of ``x0`` (B, C, R, R) onto {x : A(x) = lowres}, ``lowres`` (B, C, r, r)
     with r < R (module docstring). Same shape and dtype as ``x0``; computed in float64 and per image (so an image's
-    result does not depend on its batch). Raises :class:`InvalidArgumentError` on mismatched shapes."""
+    result does not depend on its batch). Raises :class:`InvalidArgumentError` on anything but floating-point
+    tensors of those shapes."""
+    if not (isinstance(x0, torch.Tensor) and isinstance(lowres, torch.Tensor)
+            and x0.is_floating_point() and lowres.is_floating_point()):
+        raise InvalidArgumentError(f"low-res consistency needs floating-point tensors, got "
+                                   f"{getattr(x0, 'dtype', type(x0).__name__)} and "
+                                   f"{getattr(lowres, 'dtype', type(lowres).__name__)}")
     if x0.ndim != 4 or lowres.ndim != 4 or x0.shape[:2] != lowres.shape[:2] \
             or x0.shape[-1] != x0.shape[-2] or lowres.shape[-1] != lowres.shape[-2] \
-            or not lowres.shape[-1] < x0.shape[-1]:
+            or not 0 < lowres.shape[-1] < x0.shape[-1]:
         raise InvalidArgumentError(f"low-res consistency needs x0 (B, C, R, R) and lowres (B, C, r, r) with r < R, "
                                    f"got {tuple(x0.shape)} and {tuple(lowres.shape)}")
     d, d_pinv = (m.to(x0.device) for m in _resize_matrices(x0.shape[-1], lowres.shape[-1]))

@@ -5,11 +5,14 @@ repair more of the input's defects (noise, JPEG blocks) and invent more detail; 
 
 Low-res consistency (:mod:`openimagen.diffusion.consistency`) is on by default here, whatever the model's own
 default: every estimate of the first SR stage is projected onto the images whose downsample is the user's image,
-so the result keeps its colours and layout exactly and the stage only adds detail above its resolution
-(``lowres_consistency=False`` lets it repair the input instead, e.g. with a high ``aug_level`` on a noisy photo).
-With consistency on and ``sr_strength`` not given, the stage starts from pure noise (``sr_strength`` 1): the low
-band is imposed anyway, and every noise level then adds detail (measured in docs/EVALUATION.md: 34.6 against
-32.7 dB from the model's 0.5 on held-out shapes scenes, 29.0 against 28.6 on emoji, and real-like detail energy).
+so the result keeps its colours and layout exactly and the stage only adds detail above its resolution (exactly
+where some image in [-1, 1] downsamples to the input, as a real photo shrunk does; a synthetic image with hard edges
+between saturated colours has none, and the final clip to [-1, 1] then leaves a difference along those edges).
+``lowres_consistency=False`` lets it repair the input instead, e.g. with a high ``aug_level`` on a noisy photo.
+With consistency on at ``stage`` (by default or asked for) and ``sr_strength`` not given, the stage starts from
+pure noise (``sr_strength`` 1): the low band is imposed anyway, and every noise level then adds detail
+(measured in docs/EVALUATION.md: 34.6 against 32.7 dB from the model's 0.5 on held-out shapes scenes, 29.0 against
+28.6 on emoji, and real-like detail energy).
 """
 from __future__ import annotations
 
@@ -38,8 +41,10 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
     if request.lowres_consistency is None:                                          # (module docstring)
-        strength = 1.0 if request.sr_strength is None else request.sr_strength
-        request = request.model_copy(update={"lowres_consistency": True, "sr_strength": strength})
+        request = request.model_copy(update={"lowres_consistency": True})
+    settings = pipe.resolve(request)
+    if request.sr_strength is None and stage < len(settings) and settings[stage].lowres_consistency:
+        request = request.model_copy(update={"sr_strength": 1.0})
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 

@@ -11,8 +11,8 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
       stage0_base_student4/...      (optional) a stage folder only a variant uses
 
 ``pipeline.json`` may name ``variants``, alternative cascades of stage folders in the same directory (the
-default model's ``"fast"``: its distilled base student, then the same SR stage), loaded with
-``Pipeline.from_pretrained(path, variant="fast")`` or ``--variant fast``.
+default model's ``"fast"``: its distilled base student, then a 2-step SR stage; ``"gan-sr"``: its base, then that
+SR stage), loaded with ``Pipeline.from_pretrained(path, variant="fast")`` or ``--variant fast``.
 """
 from __future__ import annotations
 
