@@ -28,6 +28,10 @@ def image(tmp_path):
     ("inpaint", ["--rect", "4,4,20,20"], {"mode": "inpaint", "masked_fraction": 0.25}),
     ("outpaint", ["--border", "4"], {"mode": "outpaint", "border": 4}),
     ("upscale", ["--aug-level", "0.1"], {"mode": "upscale", "start_stage": 1}),
+    ("restore", ["--kind", "denoise", "--noise-level", "0.2"],
+     {"mode": "restore", "kind": "denoise", "start_stage": 1, "noise_level": 0.2, "debias_clipping": True}),
+    ("restore", ["--kind", "denoise", "--noise-level", "0.2", "--no-debias-clipping"],
+     {"mode": "restore", "kind": "denoise", "start_stage": 1, "noise_level": 0.2, "debias_clipping": False}),
 ])
 def test_each_mode_writes_a_png_with_its_record(model, image, tmp_path, capsys, mode, extra, edit):
     out = tmp_path / f"{mode}.png"

@@ -47,6 +47,9 @@ def add_edit_parser(subparsers) -> None:
             e.add_argument("--noise-level", type=float, default=None, metavar="S",
                            help="noise level to start from, 0..2 in [-1, 1] image units (denoise: the image's own "
                                 "noise, estimated by default; deblur 0.05, jpeg and scratches 0.1)")
+            e.add_argument("--no-debias-clipping", dest="debias_clipping", action="store_false",
+                           help="denoise: keep the grey bias that noise clipped at black and white leaves (by default "
+                                "it is undone, Foi 2009)")
             e.add_argument("--scratch-threshold", type=float, default=0.3,
                            help="scratches: how far (0..2) a pixel must be from its 3x3 median to count (default 0.3)")
             e.add_argument("--mask", type=Path, default=None,
@@ -109,6 +112,7 @@ def run_edit(args) -> int:
              "outpaint": lambda cb: pipe.outpaint(image, request, border=args.border, callback=cb),
              "upscale": lambda cb: pipe.upscale(image, request, stage=args.stage, fit=args.fit, callback=cb),
              "restore": lambda cb: pipe.restore(image, args.kind, request, mask=mask, noise_level=args.noise_level,
+                                                debias_clipping=args.debias_clipping,
                                                 scratch_threshold=args.scratch_threshold, fit=args.fit, callback=cb)}
     try:
         return finish(args, pipe, request, model, calls[mode])

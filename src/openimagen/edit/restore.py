@@ -6,7 +6,10 @@ whose side is at least the image's; the image is resized to it), and the stages 
   noise level s (x_s = x0 + s n, the denoiser contract's VE form), so it is the sampler's start at s, with no noise
   added (Kadkhodaie & Simoncelli 2021 and DDRM, Kawar et al. 2022, use a denoiser the same way). s is estimated
   per image (:func:`estimate_noise_level`) or given as ``noise_level``; images of a batch with less noise than the
-  batch's largest get the difference added, so all start at one level.
+  batch's largest get the difference added, so all start at one level. A stored image's noise was clipped to the
+  valid range, which biases near-white and near-black pixels toward grey; the restoring stage's output is mapped
+  back through the inverse of the clipped mean (Foi 2009; :mod:`openimagen.edit.clipped_noise`) at each image's
+  noise level (``debias_clipping``, on by default).
 * ``deblur``, ``jpeg``: SDEdit (Meng et al. 2022) from the image at a small noise level (``START_LEVELS``: 0.05 and
   0.1, or ``noise_level``): the noise drowns the ringing and block edges and the stage's estimates replace them
   with what its training images look like; a small level keeps the content.
@@ -28,6 +31,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from openimagen.edit.clipped_noise import debias_clipped
 from openimagen.edit.inputs import (ImageInput, check_number, consistency_off_at, paste_original, per_image, resize,
                                     run_from, square, to_tensor)
 from openimagen.errors import InvalidArgumentError
@@ -84,19 +88,22 @@ def restore_stage(pipe: Pipeline, side: int, last: int) -> int:
 
 
 def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=None, scratch_threshold: float = 0.3,
-            noise_level: Optional[float] = None, fit: str = "center_crop", callback: Optional[Callable] = None,
-            **settings) -> PipelineOutput:
+            noise_level: Optional[float] = None, fit: str = "center_crop", debias_clipping: bool = True,
+            callback: Optional[Callable] = None, **settings) -> PipelineOutput:
     """Restore ``images`` (PIL image(s) or a (B, 3, H, W) tensor in [-1, 1]) degraded by ``kind`` (one of
     :data:`KINDS`; module docstring). ``prompts`` describe the content ("" by default: unconditional), or are a
     :class:`GenerationRequest`; ``aug_level`` (a request setting) defaults to :data:`DEFAULT_AUG_LEVEL` here.
     ``noise_level``: the VE noise level (in [-1, 1] image units, 0..2) the restoring stage starts from (denoise: the
     image's own noise, estimated when None). ``fit`` makes a non-square image square for denoise, deblur and jpeg
-    (``center_crop`` or ``pad``); scratches always pad and map back.
+    (``center_crop`` or ``pad``); scratches always pad and map back. ``debias_clipping`` (denoise only): undo the
+    bias of noise clipped at black and white (module docstring) at each image's estimated level, or ``noise_level``.
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "restore", "kind", "start_stage", "noise_level"}``.
     Raises InvalidArgumentError for an unknown kind, a bad scratch_threshold, noise level, mask, image or setting."""
     if kind not in KINDS:
         raise InvalidArgumentError(f"restore kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not isinstance(debias_clipping, bool):
+        raise InvalidArgumentError(f"debias_clipping must be true or false, got {debias_clipping!r}")
     scratch_threshold = check_number("scratch_threshold", scratch_threshold, 0.0, 2.0)
     if noise_level is not None:
         noise_level = check_number("noise_level", noise_level, 0.0, MAX_NOISE_LEVEL)
@@ -127,8 +134,11 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
     if kind == "denoise":
         own = estimate_noise_level(x) if noise_level is None else torch.full((x.shape[0],), noise_level)
         start = max(float(own.max()), MIN_NOISE_LEVEL)
+        # the level the noise had where it was clipped: at the image's own size (resizing averages noise down)
+        clipped_at = (per_image(estimate_noise_level(x_sq), request) if noise_level is None else own) \
+            if debias_clipping else None
     else:
-        own = None
+        own = clipped_at = None
         start = START_LEVELS[kind] if noise_level is None else noise_level
 
     def sample(i, stage, cond, generators, sampling, _lowres, cb):
@@ -151,10 +161,13 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
                            init_noise=None if own is None else own.clamp(max=level))
         if repaint is not None:
             out = repaint.to(out.device) * out + (1 - repaint.to(out.device)) * x.to(out.device)
+        if clipped_at is not None:
+            out = debias_clipped(out, clipped_at.to(out.device).view(-1, 1, 1, 1))
         return out
 
     out = run_from(pipe, request, first, sample, callback, {
         "mode": "restore", "kind": kind, "start_stage": first, "noise_level": round(start, 4),
+        **({"debias_clipping": clipped_at is not None} if kind == "denoise" else {}),
         **({"repainted_fraction": round(float(repaint.mean()), 4)} if repaint is not None else {})})
     if kind == "scratches" and (first != last or (height, width) != (side, side)):
         # back to the user's size, every pixel not marked as a scratch exactly the original's
