@@ -60,6 +60,7 @@ def test_info(model, capsys):
     assert code == 0
     assert "base 16px" in out and "super-resolution 16->32px" in out and "parameters" in out
     assert "minilm-l6-v2" in out and "output: 32x32" in out
+    assert "edits: upscale runs its SR stages with low-res consistency" in out
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -1,5 +1,7 @@
 """Image-to-image (SDEdit) and upscaling of user images: the closed cases (strength 0 and 1), which stage the
 cascade starts at, distance to the input growing with strength, and clear errors."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,9 @@ def test_upscale_a_user_image_with_the_sr_stage(pipe):
     image = scene(64)                                            # any size: resized to the SR stage's 16 px input
     out = pipe.upscale(image, aug_level=0.0, steps=2, seed=1)
     assert out.edit == {"mode": "upscale", "start_stage": 1} and out.images[0].size == (32, 32)
+    base, sr = out.settings                                      # what ran: consistency from pure noise at the SR
+    assert sr.lowres_consistency and sr.sr_strength == 1.0       # stage; the base did not run: its own defaults
+    assert base == dataclasses.replace(pipe.stages[0].config.sampling, steps=2, aug_level=0.0)
     again = pipe.upscale(image, aug_level=0.0, steps=2, seed=1)
     assert torch.equal(out.stages[-1], again.stages[-1])
     other = pipe.upscale(image, aug_level=0.5, steps=2, seed=1)

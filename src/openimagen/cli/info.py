@@ -30,6 +30,11 @@ def describe(pipe, root=None) -> str:
                                                 f"{', low-res consistency' if s.lowres_consistency else ''}"
                                                 if c.is_super_resolution else ""))
     lines.append(f"output: {pipe.resolutions[-1]}x{pipe.resolutions[-1]}")
+    if len(pipe.stages) > 1:
+        lines.append("edits: upscale runs its SR stages with low-res consistency from pure noise (sr strength 1) "
+                     "unless told otherwise; img2img and restore turn consistency off at their first stage")
+    if pipe.variant is None and pipe.config.variants:
+        lines.append("a variant's stage defaults: openimagen info --variant NAME")
     for name, stages in pipe.config.variants.items():
         missing = [] if root is None else [s for s in stages if not (Path(root) / s).is_dir()]
         lines.append(f"variant {name!r} (--variant {name}): stages {', '.join(stages)}"

@@ -40,11 +40,15 @@ def upscale(pipe: Pipeline, images: ImageInput, prompts: Union[str, GenerationRe
         raise InvalidArgumentError(f"stage must be a super-resolution stage index in 1..{len(pipe.stages) - 1}, "
                                    f"got {stage!r}")
     request = prompts if isinstance(prompts, GenerationRequest) else GenerationRequest(prompts=prompts, **settings)
-    if request.lowres_consistency is None:                                          # (module docstring)
-        request = request.model_copy(update={"lowres_consistency": True})
+    defaults = [st.config.sampling for st in pipe.stages]
+    if request.lowres_consistency is None:          # on from `stage` (module docstring); the stages before it do not
+        request = request.model_copy(update={"lowres_consistency": tuple(          # run: their defaults, as recorded
+            i >= stage or d.lowres_consistency for i, d in enumerate(defaults))})
     settings = pipe.resolve(request)
     if request.sr_strength is None and stage < len(settings) and settings[stage].lowres_consistency:
-        request = request.model_copy(update={"sr_strength": 1.0})
+        request = request.model_copy(update={"sr_strength": tuple(
+            1.0 if i >= stage and i < len(settings) and settings[i].lowres_consistency else d.sr_strength
+            for i, d in enumerate(defaults))})
     low = pipe.stages[stage].config.lowres_resolution
     x_low = per_image(resize(square(to_tensor(images), fit)[0], low), request)     # (B, 3, r, r)
 
