@@ -20,6 +20,26 @@ def test_alpha_is_composited_on_white():
     assert rgb.getpixel((0, 0)) == (255, 0, 0) and rgb.getpixel((5, 5)) == (255, 255, 255)
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_grey_images_of_more_than_8_bits_are_scaled_not_saturated(mode):
+    """A 16-bit grey PNG (read as "I;16"), the same values as 32-bit "I", and float "F" in [0, 1] keep their grey
+    levels; PIL's plain convert("RGB") turns all three white."""
+    import io
+
+    import numpy as np
+
+    levels = (np.arange(256, dtype=np.uint16).reshape(16, 16)) * 257            # 0 .. 65535, every 8-bit level
+    arr = {"I;16": levels, "I": levels.astype(np.int32), "F": (levels / 65535).astype(np.float32)}[mode]
+    img = Image.fromarray(arr)
+    if mode == "I;16":                                                          # as it comes from a file
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        img = buf.getvalue()
+    rgb = np.asarray(load_image(img))
+    assert rgb.shape == (16, 16, 3) and np.array_equal(rgb[..., 0], levels // 257)
+    assert np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
 def test_palette_transparency_is_white():
     img = Image.new("P", (4, 4), 0)
     img.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)

@@ -67,6 +67,9 @@ def test_inpaint_with_a_mask_png_keeps_the_unmasked_pixels(model, image, tmp_pat
     (["inpaint", "IMG", "--mask", "SMALLMASK"], "--mask is 8x8 but the image is 32x32"),
     (["outpaint", "IMG", "--border", "40"], "--border: border must be an int"),
     (["upscale", "IMG", "--stage", "0"], "--stage: stage must be a super-resolution stage"),
+    (["restore", "IMG", "--kind", "denoise", "--mask", "SMALLMASK"], "--mask: mask is only used by kind scratches"),
+    (["restore", "IMG", "--kind", "jpeg", "--scratch-threshold", "0.2"],
+     "--scratch-threshold: scratch_threshold is only used by kind scratches"),
 ])
 def test_bad_edit_input_is_one_line_exit_2(model, image, tmp_path, capsys, argv, words):
     Image.new("L", (8, 8)).save(tmp_path / "small_mask.png")

@@ -119,7 +119,11 @@ def test_a_base_only_model_restores_at_its_resolution():
                                            ({"kind": "denoise", "noise_level": -0.1}, "noise_level must be"),
                                            ({"kind": "denoise", "noise_level": float("nan")}, "noise_level must be"),
                                            ({"kind": "scratches", "scratch_threshold": "high"}, "scratch_threshold must be"),
-                                           ({"kind": "deblur", "fit": "stretch"}, "fit must be")])
+                                           ({"kind": "deblur", "fit": "stretch"}, "fit must be"),
+                                           ({"kind": "denoise", "mask": torch.ones(1, 1, 36, 40)},
+                                            "mask is only used by kind scratches, not denoise"),
+                                           ({"kind": "jpeg", "scratch_threshold": 0.3},
+                                            "scratch_threshold is only used by kind scratches")])
 def test_bad_arguments_are_one_line_errors(kwargs, words):
     pipe = tiny_pipeline()
     kind = kwargs.pop("kind")

@@ -43,14 +43,17 @@ def add_edit_parser(subparsers) -> None:
             e.add_argument("--kind", required=True, choices=("denoise", "deblur", "jpeg", "scratches"),
                            help="the damage: noise (the photo is the sampler's start at its noise level), blur or "
                                 "JPEG artefacts (SDEdit from a small noise level), or scratches (found, filled and "
-                                "repainted); at the image's own resolution by the stage that makes it")
+                                "repainted); at the image's own resolution by the stage that makes it. The output "
+                                "has the last stage's size (64 px for the default model), except scratches, which "
+                                "keeps the input's")
             e.add_argument("--noise-level", type=float, default=None, metavar="S",
                            help="noise level to start from, 0..2 in [-1, 1] image units (denoise: the image's own "
-                                "noise, estimated by default; deblur 0.05, jpeg and scratches 0.1)")
+                                "noise, estimated by default, and at least 0.02; deblur 0.05, jpeg and scratches "
+                                "0.1)")
             e.add_argument("--no-debias-clipping", dest="debias_clipping", action="store_false",
                            help="denoise: keep the grey bias that noise clipped at black and white leaves (by default "
                                 "it is undone, Foi 2009)")
-            e.add_argument("--scratch-threshold", type=float, default=0.3,
+            e.add_argument("--scratch-threshold", type=float, default=None,
                            help="scratches: how far (0..2) a pixel must be from its 3x3 median to count (default 0.3)")
             e.add_argument("--mask", type=Path, default=None,
                            help="scratches: a mask PNG of the image's size (white = repaint) instead of detecting")
@@ -95,6 +98,11 @@ def run_edit(args) -> int:
     if mode == "img2img":
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
+    if mode == "restore" and args.kind != "scratches":                 # before reading a mask file that is unused
+        for flag, value in (("--mask", args.mask), ("--scratch-threshold", args.scratch_threshold)):
+            if value is not None:
+                raise InvalidArgumentError(f"{flag}: {flag.lstrip('-').replace('-', '_')} is only used by kind "
+                                           f"scratches, not {args.kind}")
     if mode == "restore" and args.mask is not None:
         mask = _mask_file(args.mask, image)
     if mode == "inpaint":
@@ -117,7 +125,8 @@ def run_edit(args) -> int:
     try:
         return finish(args, pipe, request, model, calls[mode])
     except InvalidArgumentError as e:
-        flag = {"stage": "--stage", "border": "--border", "the mask": "--rect", "noise_level": "--noise-level",
+        flag = {"stage": "--stage", "border": "--border", "the mask": "--rect", "mask is": "--mask",
+                "noise_level": "--noise-level",
                 "scratch_threshold": "--scratch-threshold"}
         for word, name in flag.items():
             if str(e).startswith(word):

@@ -55,8 +55,23 @@ def normalize_caption(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", str(text))).strip()
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Grey images of more than 8 bits as 8-bit "L": 16-bit ("I;16*", or "I" holding values above 255) scaled by
+    255/65535, float ("F") by 255 when its values lie in [0, 1]; PIL's own convert would saturate them to white."""
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or (img.mode == "I" and arr.size and arr.max() > 255):
+        arr = arr / 257.0
+    elif img.mode == "F" and arr.size and arr.min() >= 0 and arr.max() <= 1:
+        arr = arr * 255.0
+    return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), mode="L")
+
+
 def composite_on_white(img: Image.Image) -> Image.Image:
-    """Return an RGB image; transparent pixels (alpha, palette transparency) become white."""
+    """Return an RGB image; transparent pixels (alpha, palette transparency) become white; 16-bit and float grey
+    images are scaled to 8 bits (not saturated)."""
+    img = _to_8bit(img)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

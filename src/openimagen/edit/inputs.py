@@ -75,6 +75,8 @@ def to_tensor(images: ImageInput) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise InvalidArgumentError(f"an image tensor must be float (B, 3, H, W) in [-1, 1], got "
                                        f"{images.dtype} {tuple(images.shape)}")
+        if images.shape[0] == 0 or min(images.shape[-2:]) < 1:
+            raise InvalidArgumentError(f"an image tensor needs at least one 1x1 image, got {tuple(images.shape)}")
         if not torch.isfinite(images).all() or images.abs().max() > 1 + 1e-6:
             raise InvalidArgumentError("an image tensor must be finite and in [-1, 1]")
         return images.float()
@@ -84,6 +86,8 @@ def to_tensor(images: ImageInput) -> torch.Tensor:
     sizes = {im.size for im in items}
     if len(sizes) > 1:
         raise InvalidArgumentError(f"the images must have one size, got {sorted(sizes)}")
+    if min(items[0].size) < 1:
+        raise InvalidArgumentError(f"an image must be at least 1x1 pixels, got {items[0].size[0]}x{items[0].size[1]}")
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in items])     # (B, H, W, 3)
     return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1
 

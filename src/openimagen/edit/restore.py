@@ -40,6 +40,7 @@ from openimagen.pipeline.request import GenerationRequest
 
 KINDS = ("denoise", "deblur", "jpeg", "scratches")
 DEFAULT_AUG_LEVEL = 0.3
+DEFAULT_SCRATCH_THRESHOLD = 0.3                 # scratches: distance from the 3x3 median, in [-1, 1] units
 START_LEVELS = {"deblur": 0.05, "jpeg": 0.1, "scratches": 0.1}   # VE noise levels, in [-1, 1] image units
 MIN_NOISE_LEVEL = 0.02                          # denoise's start on an image with no measurable noise
 MAX_NOISE_LEVEL = 2.0
@@ -87,7 +88,8 @@ def restore_stage(pipe: Pipeline, side: int, last: int) -> int:
     return next((i for i in range(last + 1) if pipe.resolutions[i] >= side), last)
 
 
-def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=None, scratch_threshold: float = 0.3,
+def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=None,
+            scratch_threshold: Optional[float] = None,
             noise_level: Optional[float] = None, fit: str = "center_crop", debias_clipping: bool = True,
             callback: Optional[Callable] = None, **settings) -> PipelineOutput:
     """Restore ``images`` (PIL image(s) or a (B, 3, H, W) tensor in [-1, 1]) degraded by ``kind`` (one of
@@ -99,12 +101,17 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
     bias of noise clipped at black and white (module docstring) at each image's estimated level, or ``noise_level``.
 
     Returns a :class:`PipelineOutput` with ``edit = {"mode": "restore", "kind", "start_stage", "noise_level"}``.
-    Raises InvalidArgumentError for an unknown kind, a bad scratch_threshold, noise level, mask, image or setting."""
+    Raises InvalidArgumentError for an unknown kind, a bad scratch_threshold, noise level, mask, image or setting,
+    and for a mask or scratch_threshold given with a kind other than scratches."""
     if kind not in KINDS:
         raise InvalidArgumentError(f"restore kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(debias_clipping, bool):
         raise InvalidArgumentError(f"debias_clipping must be true or false, got {debias_clipping!r}")
-    scratch_threshold = check_number("scratch_threshold", scratch_threshold, 0.0, 2.0)
+    if kind != "scratches" and (mask is not None or scratch_threshold is not None):
+        name = "mask" if mask is not None else "scratch_threshold"
+        raise InvalidArgumentError(f"{name} is only used by kind scratches, not {kind}")
+    scratch_threshold = check_number("scratch_threshold", DEFAULT_SCRATCH_THRESHOLD if scratch_threshold is None
+                                     else scratch_threshold, 0.0, 2.0)
     if noise_level is not None:
         noise_level = check_number("noise_level", noise_level, 0.0, MAX_NOISE_LEVEL)
     if isinstance(prompts, GenerationRequest):
