@@ -113,16 +113,19 @@ def test_fixed_prompt_and_seed_give_the_recorded_image(pipe):
 
 def test_heun_is_within_eulers_error_at_equal_evaluations_on_the_shipped_base_stage(pipe):
     """Issue 9: on the default `time` grid (first step from sigma ~ 44,000 to ~ 13) EDM's slope-form Heun wrote
-    noise (mean error 0.75 here). Heun at 16 steps (31 evaluations) must be no further from a 96-step
-    DPM-Solver++(2M) reference than Euler at 31 steps, and far below what a wrong seed gives. (At 8 steps Heun is
-    0.062 from it and Euler at 15 steps 0.058: a second-order method needs enough steps to pay off.)"""
+    noise (mean error 0.75 here). Heun at 16 steps (31 evaluations) must be within twice Euler's distance at 31
+    steps from a 96-step DPM-Solver++(2M) reference, below 0.1, and far below what a wrong seed gives. Which of the
+    two is closer depends on the weights, not only on the order: with v8's base (mean |error| against the
+    reference, Heun at n steps / Euler at 2n - 1) 8: 0.065 / 0.068, 16: 0.040 / 0.028, 24: 0.019 / 0.019, 32: 0.014
+    / 0.014; v7's gave Heun the lower error at 16. A second-order method needs enough steps to pay off, and with
+    guidance 2 and static thresholding the ODE is not smooth everywhere."""
     prompts = ["a red circle", "pizza"]
     settings = dict(stop_at_stage=0, spacing="time", guidance=2.0, threshold="static")
     ref = pipe(prompts, seed=3, sampler="dpmpp_2m", steps=96, **settings).stages[0]
     heun = pipe(prompts, seed=3, sampler="heun", steps=16, **settings).stages[0]
     euler = pipe(prompts, seed=3, sampler="euler", steps=31, **settings).stages[0]
     err_heun, err_euler = ((x - ref).abs().mean().item() for x in (heun, euler))
-    assert err_heun <= err_euler, (err_heun, err_euler)
+    assert err_heun <= 2 * err_euler, (err_heun, err_euler)
     assert err_heun < 0.1 and (pipe(prompts, seed=4, steps=16, **settings).stages[0] - ref).abs().mean() > 0.2
 
 
