@@ -34,9 +34,7 @@ from openimagen.edit.restore import median3  # noqa: E402
 def clipart_set(n: int) -> list:
     """``n`` clip art images at 64 px (Debian's openclipart-png, evenly spaced through the sorted files, padded to
     square on white as the data builder does; flat ones skipped). The default model never saw clip art."""
-    import numpy as np
-
-    from openimagen.data.openclipart import MAX_PIXELS, OPENCLIPART_ROOT, list_clipart
+    from openimagen.data.openclipart import MAX_PIXELS, OPENCLIPART_ROOT, is_flat, list_clipart
     from openimagen.data.preprocess import Preprocessor, SkipImage
 
     pre, out = Preprocessor(64, "pad", 16, MAX_PIXELS), []
@@ -45,8 +43,7 @@ def clipart_set(n: int) -> list:
             im = pre.pil(OPENCLIPART_ROOT / path).convert("RGB")
         except SkipImage:
             continue
-        arr = np.asarray(im)
-        if int(arr.max()) - int(arr.min()) >= 8:
+        if not is_flat(im):
             out.append(im)
         if len(out) == n:
             break

@@ -98,13 +98,8 @@ def run_edit(args) -> int:
     if mode == "img2img":
         check_strength_flag(args.strength)
     mask = _mask(args, image) if mode == "inpaint" else None
-    if mode == "restore" and args.kind != "scratches":                 # before reading a mask file that is unused
-        for flag, value in (("--mask", args.mask), ("--scratch-threshold", args.scratch_threshold)):
-            if value is not None:
-                raise InvalidArgumentError(f"{flag}: {flag.lstrip('-').replace('-', '_')} is only used by kind "
-                                           f"scratches, not {args.kind}")
-    if mode == "restore" and args.mask is not None:
-        mask = _mask_file(args.mask, image)
+    if mode == "restore" and args.mask is not None:       # read for scratches; any other kind refuses a mask
+        mask = _mask_file(args.mask, image) if args.kind == "scratches" else args.mask
     if mode == "inpaint":
         from openimagen.samplers.resampling import check_resampling
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from PIL import Image
 
 from openimagen.errors import OpenImagenError
 
@@ -136,14 +137,19 @@ def list_clipart(root: Union[str, os.PathLike] = OPENCLIPART_ROOT, limit: Option
     return files
 
 
+def is_flat(img: Image.Image) -> bool:
+    """True for an image of one flat colour (value range under 8 of 255; e.g. fully transparent clip art)."""
+    arr = np.asarray(img)
+    return int(arr.max()) - int(arr.min()) < 8
+
+
 def _clipart_job(job) -> Optional[str]:
     out, key, path, caption, pre = job
     try:
         img = pre.pil(path)
     except SkipImage as e:
         return str(e)
-    arr = np.asarray(img)
-    if int(arr.max()) - int(arr.min()) < 8:
+    if is_flat(img):
         return "blank: a single flat colour (e.g. fully transparent)"
     save_sample(out, key, img, caption)
     return None

@@ -141,9 +141,9 @@ def restore(pipe: Pipeline, images: ImageInput, kind: str, prompts="", *, mask=N
     if kind == "denoise":
         own = estimate_noise_level(x) if noise_level is None else torch.full((x.shape[0],), noise_level)
         start = max(float(own.max()), MIN_NOISE_LEVEL)
-        # the level the noise had where it was clipped: at the image's own size (resizing averages noise down)
-        clipped_at = (per_image(estimate_noise_level(x_sq), request) if noise_level is None else own) \
-            if debias_clipping else None
+        clipped_at = None
+        if debias_clipping:       # the level the noise had where it was clipped: at the image's own size
+            clipped_at = own if noise_level is not None else per_image(estimate_noise_level(x_sq), request)
     else:
         own = clipped_at = None
         start = START_LEVELS[kind] if noise_level is None else noise_level
