@@ -35,7 +35,7 @@ from openimagen.diffusion.schedules import ScheduleConfig
 from openimagen.errors import ConfigError
 from openimagen.lora.config import LoraSettings
 from openimagen.nn import UNetConfig, get_preset
-from openimagen.pipeline.config import SamplingConfig, StageConfig
+from openimagen.pipeline.config import SamplerName, SamplingConfig, StageConfig
 from openimagen.configs import dataclass_from_dict
 from openimagen.validation import NonNegativeInt, PlainNumber, PositiveInt, checked
 
@@ -167,12 +167,19 @@ class DistillSection:
     2023's guidance distillation; the run's U-Net needs ``guidance_cond: true`` (stage.unet.overrides).
     ``progressive`` (openimagen.train.progressive): Salimans & Ho 2022, one student DDIM step for two of the
     teacher's; the student samples with ``student_steps`` DDIM steps ("time" spacing) at guidance 1, the teacher
-    with twice as many at ``teacher_guidance``."""
-    kind: _one_of("guidance", "progressive") = "guidance"
+    with twice as many at ``teacher_guidance``. ``trajectory`` (openimagen.train.trajectory): one round from the
+    teacher's own sampler at ``teacher_steps`` of ``teacher_sampler`` (a multiple of ``student_steps``; "time" spacing), the stage's
+    thresholding and
+    ``teacher_guidance``, through a bank of ``trajectories`` sampled trajectories per rank; the student samples as a
+    progressive one."""
+    kind: _one_of("guidance", "progressive", "trajectory") = "guidance"
     guidance_min: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     guidance_max: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 8.0
     student_steps: Annotated[int, Field(ge=1, le=512), PlainNumber, Strict()] = 4          # progressive only
     teacher_guidance: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 1.0
+    teacher_steps: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 32       # trajectory only
+    teacher_sampler: SamplerName = "dpmpp_2m"                                             # trajectory only
+    trajectories: Annotated[int, Field(ge=1, le=10_000_000), PlainNumber, Strict()] = 4096  # trajectory only
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -272,16 +279,19 @@ class RunConfig:
             if self.distill.kind == "guidance" and not self.stage_config().unet.guidance_cond:
                 raise ConfigError("guidance distillation trains a student with a guidance input: set "
                                   "stage.unet.overrides.guidance_cond: true")
-            if self.distill.kind == "progressive":
+            if self.distill.kind in ("progressive", "trajectory"):
                 if self.stage_config().unet.guidance_cond:
-                    raise ConfigError("progressive distillation's student is its teacher's network: remove "
+                    raise ConfigError(f"{self.distill.kind} distillation's student is its teacher's network: remove "
                                       "stage.unet.overrides.guidance_cond")
                 sampling = self.stage_config().sampling
                 want = {"sampler": "ddim", "steps": self.distill.student_steps, "guidance": 1.0, "spacing": "time"}
                 got = {k: getattr(sampling, k) for k in want}
                 if got != want:
-                    raise ConfigError(f"a progressive student samples as it was trained: set stage.sampling to "
-                                      f"{want} (got {got})")
+                    raise ConfigError(f"a {self.distill.kind} student samples as it was trained: set stage.sampling "
+                                      f"to {want} (got {got})")
+            if self.distill.kind == "trajectory" and self.distill.teacher_steps % self.distill.student_steps:
+                raise ConfigError(f"distill.teacher_steps ({self.distill.teacher_steps}) must be a multiple of "
+                                  f"distill.student_steps ({self.distill.student_steps})")
             if self.distill.guidance_min > self.distill.guidance_max:
                 raise ConfigError(f"distill.guidance_min ({self.distill.guidance_min}) must not exceed "
                                   f"distill.guidance_max ({self.distill.guidance_max})")

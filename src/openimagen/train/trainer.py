@@ -130,10 +130,12 @@ class Trainer:
             load_state_into(self.teacher.denoiser.net, source.weights, Path(cfg.init.model))
             if self.ckpt is None:
                 load_into_student(self.stage.denoiser.net, source.weights, Path(cfg.init.model))
+                teacher_steps = (f"{cfg.distill.teacher_steps} {cfg.distill.teacher_sampler}"
+                                 if cfg.distill.kind == "trajectory" else f"{2 * cfg.distill.student_steps} DDIM")
                 self.monitor.write(source.describe() + ("; distilling it into a student with a guidance input"
                                                         if cfg.distill.kind == "guidance" else
-                                                        f"; distilling its {2 * cfg.distill.student_steps} DDIM "
-                                                        f"steps into {cfg.distill.student_steps}"))
+                                                        f"; distilling its {teacher_steps} steps into "
+                                                        f"{cfg.distill.student_steps} DDIM steps"))
                 self.init_source = source.to_dict()
         elif cfg.init.model is not None and self.ckpt is None:       # fine-tuning: start from a trained stage
             from openimagen.train.init import init_weights
@@ -160,7 +162,17 @@ class Trainer:
 
             teacher = self.teacher.to(d.device).denoiser
             diffusion = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
-            if cfg.distill.kind == "progressive":
+            if cfg.distill.kind == "trajectory":
+                from openimagen.train.trajectory import TrajectoryDistillationObjective
+
+                sampling = replace(self.stage_config.sampling, sampler=cfg.distill.teacher_sampler,
+                                   steps=cfg.distill.teacher_steps,
+                                   guidance=cfg.distill.teacher_guidance, spacing="time")
+                objective = TrajectoryDistillationObjective(self.teacher.to(d.device), sampling,
+                                                            self.stage.schedule, cfg.distill.student_steps,
+                                                            cfg.distill.trajectories,
+                                                            self.run_dir / "trajectories", d.rank)
+            elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
                                                              cfg.distill.teacher_guidance,
                                                              self.stage_config.sampling.threshold)

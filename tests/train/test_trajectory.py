@@ -1,0 +1,121 @@
+"""Issue 15, point 1 (step distillation in one round from the teacher's sampled trajectories, TRACT-style), through
+the pluggable objective. Closed forms: the target makes one student DDIM step land exactly on the teacher's next
+kept state, and the bank keeps the sampler's states at the student's grid points. Tiny end to end: training lowers
+the loss and moves the student's 1-step sample toward the teacher's 2-step sample; a resumed run reloads its bank
+instead of sampling the teacher again; bad configs speak one line."""
+import pytest
+import torch
+
+from openimagen.diffusion.cond import Cond
+from openimagen.diffusion.schedules import ScheduleConfig, make_schedule, sampling_sigmas
+from openimagen.errors import ConfigError
+from openimagen.pipeline import Pipeline
+from openimagen.pipeline.config import SamplingConfig
+from openimagen.samplers.ddim import sample_ddim
+from openimagen.train.progressive import ddim_step
+from openimagen.train.trainer import train
+from openimagen.train.trajectory import TrajectoryBank, TrajectoryDistillationObjective, sample_trajectories
+from tests.train.conftest import run_config
+from tests.train.test_progressive import _teacher
+
+SCHEDULE = make_schedule(ScheduleConfig(name="cosine", shift=0.5))
+
+
+class _Teacher(torch.nn.Module):                     # what the objective reads of a Stage, for the closed forms
+    def sample(self, *a, **k):
+        raise AssertionError("the closed-form tests never sample")
+
+
+def _objective(tmp_path, student_steps, teacher_steps, capacity=4, spacing="time"):
+    sampling = SamplingConfig(sampler="ddim", steps=teacher_steps, guidance=1.0, spacing=spacing)
+    return TrajectoryDistillationObjective(_Teacher(), sampling, SCHEDULE, student_steps, capacity, tmp_path / "bank")
+
+
+@pytest.mark.parametrize("student_steps,teacher_steps", [(1, 4), (2, 8), (4, 16), (4, 4)])
+def test_one_student_step_on_the_target_lands_on_the_teachers_next_state(tmp_path, student_steps, teacher_steps):
+    obj = _objective(tmp_path, student_steps, teacher_steps)
+    g = torch.Generator().manual_seed(student_steps)
+    n = 5
+    x = torch.randn(n, student_steps + 1, 3, 4, 4, generator=g) * obj.grid.float().clamp(min=1).reshape(1, -1, 1, 1, 1)
+    obj.bank = TrajectoryBank(x, torch.randn(n, 2, 3), torch.ones(n, 2, dtype=torch.bool))
+    for j in range(student_steps):
+        k = torch.arange(n)
+        xj, sigma, target = obj.targets(k, torch.full((n,), j))
+        assert float(sigma[0]) == pytest.approx(float(obj.grid[j]), rel=1e-6)
+        landed = ddim_step(xj, target, obj.grid[j].expand(n), obj.grid[j + 1].expand(n))
+        torch.testing.assert_close(landed.float(), x[:, j + 1], rtol=1e-4, atol=1e-4 * float(obj.grid[j + 1]) + 1e-5)
+    _, _, last = obj.targets(torch.arange(n), torch.full((n,), student_steps - 1))
+    torch.testing.assert_close(last, x[:, -1])                 # the last step's target is the teacher's sample
+
+
+def test_the_bank_keeps_the_samplers_states_on_the_students_grid(assets, tmp_path):
+    from openimagen.pipeline.stage import Stage
+
+    teacher = Stage.load(_teacher(assets, tmp_path) / "stage0_base").eval()
+    sampling = SamplingConfig(sampler="ddim", steps=6, guidance=2.0, threshold="static", spacing="time")
+    b = 3
+    text, mask = torch.randn(b, 4, 16), torch.ones(b, 4, dtype=torch.bool)
+    seeds = [torch.Generator().manual_seed(s) for s in range(b)]
+    bank = sample_trajectories(teacher, sampling, 3, text, mask, seeds)
+    assert bank.x.shape == (b, 4, 3, 16, 16) and len(bank) == b
+    full = teacher.sample(Cond(text=text, mask=mask), [torch.Generator().manual_seed(s) for s in range(b)],
+                          sampling, batch_invariant=False)
+    torch.testing.assert_close(bank.x[:, -1], full)
+    grid = sampling_sigmas(teacher.schedule, 6, "time")
+    noise = torch.stack([torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(s)) for s in range(b)])
+    torch.testing.assert_close(bank.x[:, 0], noise * float(grid[0]), rtol=1e-5, atol=1e-5)
+    from openimagen.diffusion.guidance import guided
+
+    den = guided(teacher.denoiser, 2.0, "static")
+    for j, end in ((1, 2), (2, 4)):                           # DDIM states after 2 and 4 of the teacher's 6 steps
+        state = sample_ddim(den, bank.x[:, 0], grid[:end + 1], cond=Cond(text=text, mask=mask))
+        torch.testing.assert_close(bank.x[:, j], state, rtol=1e-4, atol=1e-4)
+
+
+def test_trajectory_distillation_lowers_its_loss_moves_toward_the_teacher_and_resumes_its_bank(assets, tmp_path):
+    teacher_dir = _teacher(assets, tmp_path)
+    sampling = {"sampler": "ddim", "steps": 1, "guidance": 1.0, "spacing": "time", "threshold": "static"}
+    distill = {"kind": "trajectory", "student_steps": 1, "teacher_steps": 2, "teacher_sampler": "dpmpp_2m",
+               "teacher_guidance": 2.0, "trajectories": 6}
+    kw = dict(init={"model": str(teacher_dir)}, seed=5, stage={"sampling": sampling}, distill=distill,
+              optimiser={"lr": 3e-3, "warmup_steps": 0, "decay": "constant"},
+              train={"text_drop_prob": 0.0, "ema_decay": 0.5})
+    result = train(run_config(assets, tmp_path / "student-run", max_steps=60, **kw))
+    assert sum(result.losses[-10:]) / 10 < sum(result.losses[:10]) / 10
+    chunks = sorted((result.run_dir / "trajectories").glob("rank0-*.safetensors"))
+    assert len(chunks) == 2                                  # two batches of 3 fill the bank of 6, then no more
+    before = [c.stat().st_mtime_ns for c in chunks]
+    resumed = train(run_config(assets, tmp_path / "student-run", max_steps=64, **kw), resume=result.run_dir)
+    assert sorted((resumed.run_dir / "trajectories").glob("rank0-*.safetensors")) == chunks
+    assert [c.stat().st_mtime_ns for c in chunks] == before   # reloaded, not sampled again
+
+    from openimagen.train.export import export_pipeline
+
+    student_dir = export_pipeline([result.run_dir], tmp_path / "student")
+    teacher, student = (Pipeline.from_pretrained(d, watermark=None) for d in (teacher_dir, student_dir))
+    prompts, run = ["a red circle", "a blue square", "a green circle"], dict(spacing="time", threshold="static",
+                                                                           seed=0)
+    target = teacher(prompts, steps=2, guidance=2.0, sampler="dpmpp_2m", **run).stages[-1]
+    before = teacher(prompts, steps=1, guidance=1.0, sampler="ddim", **run).stages[-1]
+    after = student(prompts, steps=1, guidance=1.0, sampler="ddim", **run).stages[-1]
+    assert (after - target).abs().mean() < 0.8 * (before - target).abs().mean()
+
+
+def test_trajectory_configs_are_checked_at_the_boundary(assets, tmp_path):
+    good = {"sampler": "ddim", "steps": 4, "guidance": 1.0, "spacing": "time"}
+    kw = dict(init={"model": "default"})
+    run_config(assets, tmp_path, stage={"sampling": good}, distill={"kind": "trajectory", "student_steps": 4,
+                                                                    "teacher_steps": 16}, **kw)
+    with pytest.raises(ConfigError, match="must be a multiple of distill.student_steps"):
+        run_config(assets, tmp_path, stage={"sampling": good}, distill={"kind": "trajectory", "student_steps": 4,
+                                                                        "teacher_steps": 10}, **kw)
+    with pytest.raises(ConfigError, match="trajectory student samples as it was trained"):
+        run_config(assets, tmp_path, stage={"sampling": {**good, "steps": 8}},
+                   distill={"kind": "trajectory", "student_steps": 4}, **kw)
+    with pytest.raises(ConfigError, match="teacher_sampler"):
+        run_config(assets, tmp_path, stage={"sampling": good},
+                   distill={"kind": "trajectory", "student_steps": 4, "teacher_sampler": "magic"}, **kw)
+    with pytest.raises(ConfigError, match="multiple"):
+        _objective(tmp_path, 4, 6)
+    with pytest.raises(ConfigError, match="time"):
+        _objective(tmp_path, 4, 8, spacing="logsnr")
