@@ -46,3 +46,37 @@ def test_two_ranks_match_one_process(assets, tmp_path, strategy):
         assert worst < 1e-5, (name, worst)
     assert not torch.equal(single.tensors(MODEL)["out_conv.weight"], torch.zeros_like(
         single.tensors(MODEL)["out_conv.weight"]))                              # the runs did train (init is 0)
+
+
+def _flags_on_rank(rank: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    from openimagen.train.distributed import Dist, any_ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        # rank 1 alone is out of its time budget; nobody asked to stop
+        out.put((rank, any_ranks(Dist(rank, rank, 2, torch.device("cpu"), "ddp"), False, rank == 1)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_budget_ended_on_one_rank_is_a_budget_stop_on_every_rank():
+    """The stop reason is agreed per flag: a run whose second rank ran out of CPU time must not report "stopped on
+    request" (exit 3) on rank 0, as one flag OR-ed before the all-reduce did."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.SimpleQueue()
+    procs = [ctx.Process(target=_flags_on_rank, args=(r, port, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    got = dict(out.get() for _ in range(2))
+    assert got == {0: (False, True), 1: (False, True)}

@@ -78,11 +78,16 @@ def mean(d: Dist, value: torch.Tensor) -> torch.Tensor:
 
 def any_rank(d: Dist, flag: bool) -> bool:
     """True if ``flag`` is true on any rank (e.g. a stop request from SIGTERM)."""
+    return any_ranks(d, flag)[0]
+
+
+def any_ranks(d: Dist, *flags: bool) -> tuple[bool, ...]:
+    """For each flag, True if it is true on any rank (one collective for all of them)."""
     if not d.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=d.device)
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=d.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())
 
 
 def wrap(net: nn.Module, d: Dist) -> nn.Module:

@@ -237,7 +237,9 @@ class Trainer:
                 self.monitor.advance()
                 out_of_time = ((deadline is not None and time.perf_counter() > deadline)
                                or (cpu_deadline is not None and time.process_time() > cpu_deadline))
-                stop = distributed.any_rank(d, self._stop or out_of_time)
+                # one rank's budget ends a step before another's: every rank says "time budget", none "on request"
+                requested, out_of_time = distributed.any_ranks(d, self._stop, out_of_time)
+                stop = requested or out_of_time
                 if done % cfg.log.log_every == 0 or done == cfg.max_steps or stop:
                     losses = distributed.mean(d, torch.stack(pending)).tolist()
                     result.losses += losses
