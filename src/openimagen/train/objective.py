@@ -27,9 +27,10 @@ Implementations:
 
 Extra networks live on the objective object, never in the trainer:
 
-* distillation (progressive distillation, Salimans & Ho 2022; consistency distillation, Song et al. 2023):
-  the frozen teacher Denoiser (and a target/EMA copy) are fields of the objective; the student is the
-  ``denoiser`` argument, so the trainer's optimiser, EMA and checkpoints apply to the student only.
+* distillation (guidance distillation, Meng et al. 2023; progressive distillation, Salimans & Ho 2022;
+  trajectory distillation, :mod:`openimagen.train.trajectory`): the frozen teacher (and, for trajectory
+  distillation, its bank of sampled trajectories) are fields of the objective; the student is the ``denoiser``
+  argument, so the trainer's optimiser, EMA and checkpoints apply to the student only.
 * adversarial super-resolution: the discriminator is a field of the objective, and ``__call__`` returns the
   generator's loss. The discriminator's own update (its optimiser, gradient sync and checkpoint entry) is
   state the trainer does not have yet: that hook is added with the first objective that needs it.
