@@ -168,14 +168,13 @@ class DistillSection:
     ``progressive`` (openimagen.train.progressive): Salimans & Ho 2022, one student DDIM step for two of the
     teacher's; the student samples with ``student_steps`` DDIM steps ("time" spacing) at guidance 1, the teacher
     with twice as many at ``teacher_guidance``. ``trajectory`` (openimagen.train.trajectory): one round from the
-    teacher's own sampler at ``teacher_steps`` of ``teacher_sampler`` (a multiple of ``student_steps``; "time" spacing), the stage's
-    thresholding and
-    ``teacher_guidance``, through a bank of ``trajectories`` sampled trajectories per rank; the student samples as a
-    progressive one."""
+    teacher's own sampler, ``teacher_steps`` (a multiple of ``student_steps``; "time" spacing) of
+    ``teacher_sampler`` at ``teacher_guidance`` with the stage's thresholding, through a bank of ``trajectories``
+    sampled trajectories per rank; the student samples as a progressive one."""
     kind: _one_of("guidance", "progressive", "trajectory") = "guidance"
     guidance_min: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     guidance_max: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 8.0
-    student_steps: Annotated[int, Field(ge=1, le=512), PlainNumber, Strict()] = 4          # progressive only
+    student_steps: Annotated[int, Field(ge=1, le=512), PlainNumber, Strict()] = 4          # progressive, trajectory
     teacher_guidance: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 1.0
     teacher_steps: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 32       # trajectory only
     teacher_sampler: SamplerName = "dpmpp_2m"                                             # trajectory only

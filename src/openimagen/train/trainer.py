@@ -160,17 +160,17 @@ class Trainer:
             from openimagen.train.distill import GuidanceDistillationObjective
             from openimagen.train.progressive import ProgressiveDistillationObjective
 
-            teacher = self.teacher.to(d.device).denoiser
+            teacher_stage = self.teacher.to(d.device)
+            teacher = teacher_stage.denoiser
             diffusion = DiffusionObjective.from_run_config(cfg, self.stage_config, self.stage.schedule)
-            if cfg.distill.kind == "trajectory":
+            if cfg.distill.kind == "trajectory":              # the teacher samples: the whole Stage, not its denoiser
                 from openimagen.train.trajectory import TrajectoryDistillationObjective
 
                 sampling = replace(self.stage_config.sampling, sampler=cfg.distill.teacher_sampler,
-                                   steps=cfg.distill.teacher_steps,
-                                   guidance=cfg.distill.teacher_guidance, spacing="time")
-                objective = TrajectoryDistillationObjective(self.teacher.to(d.device), sampling,
-                                                            self.stage.schedule, cfg.distill.student_steps,
-                                                            cfg.distill.trajectories,
+                                   steps=cfg.distill.teacher_steps, guidance=cfg.distill.teacher_guidance,
+                                   spacing="time")
+                objective = TrajectoryDistillationObjective(teacher_stage, sampling, self.stage.schedule,
+                                                            cfg.distill.student_steps, cfg.distill.trajectories,
                                                             self.run_dir / "trajectories", d.rank)
             elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,

@@ -64,11 +64,17 @@ class TrajectoryBank:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def append(self, other: "TrajectoryBank") -> "TrajectoryBank":
-        if len(self) == 0:
-            return other
-        return TrajectoryBank(torch.cat([self.x, other.x]), torch.cat([self.text, other.text]),
-                              torch.cat([self.mask, other.mask]))
+    @classmethod
+    def empty(cls) -> "TrajectoryBank":
+        return cls(torch.empty(0), torch.empty(0), torch.empty(0, dtype=torch.bool))
+
+    @classmethod
+    def concat(cls, banks: list["TrajectoryBank"]) -> "TrajectoryBank":
+        """One bank of all of ``banks``' trajectories, in order (one copy, however many banks)."""
+        banks = [bank for bank in banks if len(bank)]
+        if len(banks) <= 1:
+            return banks[0] if banks else cls.empty()
+        return cls(*(torch.cat([getattr(bank, name) for bank in banks]) for name in ("x", "text", "mask")))
 
     def save(self, path: Path) -> None:
         tensors = {"x": self.x.contiguous(), "text": self.text.contiguous(), "mask": self.mask.contiguous()}
@@ -125,17 +131,16 @@ class TrajectoryDistillationObjective:
         self.bank_dir, self.rank = Path(bank_dir), int(rank)
         self.bank_dir.mkdir(parents=True, exist_ok=True)
         self.chunks = sorted(self.bank_dir.glob(f"rank{self.rank}-*.safetensors"))
-        self.bank = TrajectoryBank(torch.empty(0), torch.empty(0), torch.empty(0, dtype=torch.bool))
-        for path in self.chunks:
-            self.bank = self.bank.append(TrajectoryBank.load(path))
+        self.bank = TrajectoryBank.concat([TrajectoryBank.load(path) for path in self.chunks])
 
     def grow(self, batch: TrainBatch, generator: Generators) -> None:
         """Sample the teacher for ``batch``'s captions and append them to the bank (one chunk file)."""
         part = sample_trajectories(self.teacher, self.sampling, self.steps, batch.text, batch.mask,
                                    _generator_list(generator, batch.batch_size))
-        part.save(self.bank_dir / f"rank{self.rank}-{len(self.chunks):06d}.safetensors")
-        self.chunks.append(self.bank_dir / f"rank{self.rank}-{len(self.chunks):06d}.safetensors")
-        self.bank = self.bank.append(part)
+        path = self.bank_dir / f"rank{self.rank}-{len(self.chunks):06d}.safetensors"
+        part.save(path)
+        self.chunks.append(path)
+        self.bank = TrajectoryBank.concat([self.bank, part])
 
     def targets(self, k: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_j (B, C, H, W) float32, sigma_j (B,) float32, x0~ (B, C, H, W) float32) for trajectories ``k``, steps
