@@ -52,6 +52,16 @@ def _generator_list(generator: Generators, b: int) -> list:
     return list(generator)
 
 
+def landing_target(x: torch.Tensor, x_next: torch.Tensor, sigma, sigma_next) -> torch.Tensor:
+    """The x0 that makes one DDIM step (eta = 0) from ``x`` at noise level ``sigma`` land on ``x_next`` at
+    ``sigma_next < sigma``: ``(x_next - r x) / (1 - r)``, r = sigma_next / sigma (Salimans & Ho 2022, eq. 8, for a
+    jump of any number of teacher steps). ``x``, ``x_next``: (B, C, H, W); ``sigma``, ``sigma_next``: scalars or (B,)
+    tensors. Computed in float64, returned float32, shape (B, C, H, W); ``x_next`` itself when ``sigma_next`` is 0."""
+    r = append_dims(torch.as_tensor(sigma_next, dtype=torch.float64) / torch.as_tensor(sigma, dtype=torch.float64),
+                    x.ndim)
+    return ((x_next.double() - r * x.double()) / (1 - r)).float()
+
+
 @dataclass
 class TrajectoryBank:
     """Teacher trajectories on the student's grid: ``x`` (K, N + 1, C, H, W) float32, ``text`` (K, L, D) float,
@@ -145,10 +155,8 @@ class TrajectoryDistillationObjective:
     def targets(self, k: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_j (B, C, H, W) float32, sigma_j (B,) float32, x0~ (B, C, H, W) float32) for trajectories ``k``, steps
         ``j`` (each (B,) long, on the CPU)."""
-        x, x_next = self.bank.x[k, j].double(), self.bank.x[k, j + 1].double()
-        s, s_next = self.grid[j], self.grid[j + 1]
-        r = append_dims(s_next / s, x.ndim)
-        return x.float(), s.float(), ((x_next - r * x) / (1 - r)).float()
+        x, s = self.bank.x[k, j], self.grid[j]
+        return x, s.float(), landing_target(x, self.bank.x[k, j + 1], s, self.grid[j + 1])
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         b, dev = batch.batch_size, batch.image.device
