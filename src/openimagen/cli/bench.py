@@ -43,7 +43,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--compile", action="store_true",
                    help="time the torch.compile'd stages (compiled and warmed up first; minutes on a CPU)")
     p.add_argument("--fast", action="store_true",
-                   help="time generate --fast's setup (ONNX Runtime, int8 convolutions; built once into the cache)")
+                   help="time generate --fast's setup (ONNX Runtime, float32; built once into the cache)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run_bench)
 
@@ -93,7 +93,7 @@ def run_bench(args) -> int:
         from openimagen.accel.fast import use_fast
 
         use_fast(pipe, threads=args.threads)
-        option = "fast (onnxruntime, int8 convolutions)"
+        option = "fast (onnxruntime, float32)"
     elif args.compile:
         from openimagen.accel.compile import compile_stages
 

@@ -72,8 +72,8 @@ def add_common_flags(p) -> None:
     p.add_argument("--onnx", type=Path, default=None, metavar="DIR",
                    help="run the networks through ONNX Runtime from DIR (openimagen export-onnx of this model)")
     p.add_argument("--fast", action="store_true",
-                   help="the fastest setup measured to keep quality: ONNX Runtime with int8 convolutions, built "
-                        "once per model into the cache (about a minute the first time; see docs/BENCHMARKS.md)")
+                   help="run the networks through ONNX Runtime (float32, the same images to 1e-4), built "
+                        "once per model into the cache (about 20 s the first time; see docs/BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     add_safety_flags(p)
 

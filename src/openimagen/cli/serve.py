@@ -41,8 +41,8 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every stage and warm it up before serving (minutes at start; faster after)")
     p.add_argument("--fast", action="store_true",
-                   help="serve through ONNX Runtime with int8 convolutions, as generate --fast (built once per model "
-                        "into the cache; about a minute the first time)")
+                   help="serve through ONNX Runtime (float32), as generate --fast (built once per model "
+                        "into the cache; about 20 s the first time)")
     p.add_argument("--ray", action="store_true", help="run on Ray Serve (a local Ray instance, or RAY_ADDRESS)")
     p.add_argument("--replicas", type=int, default=1, help="with --ray: the most replicas autoscaling may start")
     p.add_argument("--lora", action="append", default=[], metavar="PATH",
