@@ -1,6 +1,7 @@
-"""``--fast``: the fastest setup measured to keep the default model's quality (issue 15, point 6).
+"""``--fast``: the networks through ONNX Runtime, the fastest runtime measured to keep the default model's quality
+(issue 15, point 6; with ``--steps 16`` the fastest setup within 10% of the shipped settings).
 
-What "fast" selects, and why (docs/BENCHMARKS.md, "Quantization" and "The fast setup"):
+What "fast" selects, and why (docs/BENCHMARKS.md, "Quantization and the fast setup" and "The fast setups side by side"):
 
 - the networks run through ONNX Runtime (:mod:`openimagen.accel.onnx`): 1.2-1.7x per network evaluation on this
   CPU, images equal to PyTorch's to 1e-4;
