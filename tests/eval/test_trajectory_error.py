@@ -1,7 +1,7 @@
 """The held-out trajectory error of a trajectory-distilled student (openimagen.eval.trajectory_error). Closed forms:
 a stage scored on its own DDIM trajectories has zero error at every step but the last, whose error is the final
-clamp to [-1, 1]; a denoiser that always answers 0 has error
-mean(x0~^2), the landing target's. Plus the command: one line per bank, one-line errors."""
+clamp to [-1, 1]; a denoiser that always answers 0 has error mean(x0~^2), the landing target's. Plus the command:
+one line per bank, one-line errors."""
 import pytest
 import torch
 

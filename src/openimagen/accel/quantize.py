@@ -14,8 +14,9 @@ Measured on this project's 2-core AMD EPYC (AVX2, no VNNI), shipped model (docs/
 ONNX Runtime int8 is 1.4x faster than its float32 graph at batch 1 and 16 (the 8-image demo 3.97 s against
 6.50 s eager) and the per-evaluation error is 0.117 (base) and 0.085 (SR) of mean |F|; what that does to the
 images is measured by ``openimagen eval --onnx`` (docs/EVALUATION.md: emoji Fréchet distance 3.7% further above
-its floor for the v1 default; for v8, whose base stage's per-evaluation error is 0.31, 42% further), not assumed. PyTorch's pt2e flow (torchao's X86InductorQuantizer + ``torch.compile``) was 3x more accurate per
-evaluation but no faster than eager float32 on this CPU, which lacks the VNNI int8 instructions it relies on.
+its floor for the v1 default; for v8, whose base stage's per-evaluation error is 0.31, 42% further), not assumed.
+PyTorch's pt2e flow (torchao's X86InductorQuantizer + ``torch.compile``) was 3x more accurate per evaluation but no
+faster than eager float32 on this CPU, which lacks the VNNI int8 instructions it relies on.
 """
 from __future__ import annotations
 
