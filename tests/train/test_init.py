@@ -1,9 +1,12 @@
 """Issue 14, point 1: a run can start from a trained stage (an exported model directory or the shipped default)
 whose configuration must match; the source is only read and the lineage is logged."""
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from openimagen.errors import ConfigError
 from openimagen.pipeline.io import load_weights
@@ -55,6 +58,22 @@ def test_unknown_stage_and_stage_without_model_are_one_line(assets, exported, tm
         Trainer(run_config(assets, tmp_path / "r", init={"model": str(exported), "stage": "stage9"}))
     with pytest.raises(ConfigError, match="init.stage needs init.model"):
         run_config(assets, tmp_path / "r", init={"stage": "stage0_base"})
+
+
+def test_a_stage_only_a_variant_uses_can_be_the_start(assets, exported, tmp_path):
+    """init.stage may name a stage folder that only one of the model's variants uses (the default model's
+    stage0_base_student4): its weights, not the main cascade's, are the run's start."""
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    shutil.copytree(model / "stage0_base", model / "stage0_alt")
+    alt = {k: v + 1 for k, v in load_weights(model / "stage0_base" / "model.safetensors").items()}
+    save_file(alt, str(model / "stage0_alt" / "model.safetensors"))
+    pipeline = json.loads((model / "pipeline.json").read_text())
+    (model / "pipeline.json").write_text(json.dumps({**pipeline, "variants": {"alt": ["stage0_alt"]}}))
+    trainer = Trainer(run_config(assets, tmp_path / "run", init={"model": str(model), "stage": "stage0_alt"}))
+    for k, v in trainer.stage.denoiser.net.state_dict().items():
+        assert torch.equal(v, alt[k].to(v.dtype)), k
+    assert trainer.stage.denoiser.net.state_dict().keys() == alt.keys()
 
 
 @pytest.mark.parametrize("config, stage", [("base-warm.yaml", "stage0_base"), ("sr-residual.yaml", "stage1_sr")])

@@ -119,3 +119,36 @@ def test_trajectory_configs_are_checked_at_the_boundary(assets, tmp_path):
         _objective(tmp_path, 4, 6)
     with pytest.raises(ConfigError, match="time"):
         _objective(tmp_path, 4, 8, spacing="logsnr")
+
+
+def test_the_student_can_start_from_another_stage_of_the_model(assets, tmp_path):
+    """distill.student_init: the teacher stays init.stage, the student starts from the named stage folder (a
+    variant's, such as the default model's stage0_base_student4), and the lineage names both."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from openimagen.pipeline.io import load_weights
+    from openimagen.train.trainer import Trainer
+
+    teacher_dir = _teacher(assets, tmp_path)
+    shutil.copytree(teacher_dir / "stage0_base", teacher_dir / "stage0_student")
+    base = load_weights(teacher_dir / "stage0_base" / "model.safetensors")
+    alt = {k: v + 1 for k, v in base.items()}
+    save_file(alt, str(teacher_dir / "stage0_student" / "model.safetensors"))
+    pipeline = json.loads((teacher_dir / "pipeline.json").read_text())
+    (teacher_dir / "pipeline.json").write_text(json.dumps({**pipeline, "variants": {"fast": ["stage0_student"]}}))
+    sampling = {"sampler": "ddim", "steps": 1, "guidance": 1.0, "spacing": "time", "threshold": "static"}
+    distill = {"kind": "trajectory", "student_steps": 1, "teacher_steps": 2, "trajectories": 2}
+    kw = dict(init={"model": str(teacher_dir)}, stage={"sampling": sampling})
+    trainer = Trainer(run_config(assets, tmp_path / "run", distill={**distill, "student_init": "stage0_student"},
+                                 **kw))
+    for k, v in trainer.stage.denoiser.net.state_dict().items():
+        assert torch.equal(v, alt[k].to(v.dtype)), k
+    for k, v in trainer.teacher.denoiser.net.state_dict().items():
+        assert torch.equal(v, base[k].to(v.dtype)), k
+    assert trainer.init_source["stage"] == "stage0_base"
+    assert trainer.init_source["student"]["stage"] == "stage0_student"
+    with pytest.raises(ConfigError, match="distill.student_init 'stage9' is not a stage of"):
+        Trainer(run_config(assets, tmp_path / "run2", distill={**distill, "student_init": "stage9"}, **kw))

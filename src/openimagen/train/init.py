@@ -1,5 +1,8 @@
 """Start a training run from a trained stage (fine-tuning): ``init: {model: DIR or default, stage: NAME}``.
 
+NAME is one of the model's stage folders, those only its variants use included (the default model's
+``stage0_base_student4``); without it, the main cascade's stage that makes the run's resolution.
+
 The stage's weights are loaded into the new run's network before training (its EMA starts from them too); its
 U-Net, schedule, parameterization and resolutions must equal the run's ``stage`` section (a ConfigError lists
 every field that differs), and its model's text encoder the run's. The source folder is only read: the run
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -26,11 +30,12 @@ def source_dir(cfg: RunConfig) -> Path:
     return DEFAULT_MODEL_DIR if cfg.init.model == "default" else Path(cfg.init.model).expanduser()
 
 
-def _stage_name(root: Path, pipeline: PipelineConfig, stage: StageConfig, asked) -> str:
+def _stage_name(root: Path, pipeline: PipelineConfig, stage: StageConfig, asked, field: str = "init.stage") -> str:
     if asked is not None:
-        if asked not in pipeline.stages:
-            raise ConfigError(f"init.stage {asked!r} is not a stage of {root} (its stages: "
-                              f"{', '.join(pipeline.stages)})")
+        folders = list(dict.fromkeys([*pipeline.stages, *(s for v in pipeline.variants.values() for s in v)]))
+        if asked not in folders:
+            raise ConfigError(f"{field} {asked!r} is not a stage of {root} (its stages, its variants' included: "
+                              f"{', '.join(folders)})")
         return asked
     for name in pipeline.stages:
         cfg = StageConfig.from_dict(read_json(root / name / CONFIG_NAME))
@@ -58,8 +63,11 @@ class InitSource:
         return {"model": str(self.model), "stage": self.stage, "weights_sha256": self.weights_sha256}
 
 
-def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> InitSource:
-    """The network weights the run starts from, and where they came from."""
+def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path, folder: Optional[str] = None,
+                 field: str = "init.stage") -> InitSource:
+    """The network weights the run starts from, and where they came from: init.model's stage folder ``folder``
+    (default: init.stage, else the stage of the run's resolution), checked against ``stage``. ConfigError (naming
+    ``field``, the setting that chose the folder) for a folder the model does not have or a different stage."""
     root = check_model_dir(source_dir(cfg))
     if run_dir.resolve() == root.resolve() or root.resolve() in run_dir.resolve().parents:
         raise ConfigError(f"the run folder {run_dir} lies inside init.model {root}; the source model is only read, "
@@ -70,7 +78,7 @@ def init_weights(cfg: RunConfig, stage: StageConfig, run_dir: Path) -> InitSourc
                                                                                                     "minilm-l6-v2"}:
         raise ConfigError(f"init.model {root} was trained with text encoder {pipeline.text_encoder!r} but the run "
                           f"uses text.encoder {cfg.text.encoder!r}; they must be the same")
-    name = _stage_name(root, pipeline, stage, cfg.init.stage)
+    name = _stage_name(root, pipeline, stage, cfg.init.stage if folder is None else folder, field)
     source = config_error_as_load_error(root / name / CONFIG_NAME, StageConfig.from_dict,
                                         read_json(root / name / CONFIG_NAME))
     diffs = stage_differences(source.to_dict(), stage.to_dict(), ("init", "run"), "stage.")

@@ -129,14 +129,21 @@ class Trainer:
             self.teacher = Stage(teacher_config)
             load_state_into(self.teacher.denoiser.net, source.weights, Path(cfg.init.model))
             if self.ckpt is None:
-                load_into_student(self.stage.denoiser.net, source.weights, Path(cfg.init.model))
+                student = source
+                if cfg.distill.student_init is not None:             # the student continues another stage
+                    student = init_weights(cfg, self.stage_config, self.run_dir, cfg.distill.student_init,
+                                           "distill.student_init")
+                load_into_student(self.stage.denoiser.net, student.weights, Path(cfg.init.model))
                 teacher_steps = (f"{cfg.distill.teacher_steps} {cfg.distill.teacher_sampler}"
                                  if cfg.distill.kind == "trajectory" else f"{2 * cfg.distill.student_steps} DDIM")
                 self.monitor.write(source.describe() + ("; distilling it into a student with a guidance input"
                                                         if cfg.distill.kind == "guidance" else
                                                         f"; distilling its {teacher_steps} steps into "
-                                                        f"{cfg.distill.student_steps} DDIM steps"))
-                self.init_source = source.to_dict()
+                                                        f"{cfg.distill.student_steps} DDIM steps")
+                                   + (f"; the student starts from {student.model / student.stage} (weights sha256 "
+                                      f"{student.weights_sha256[:16]})" if student is not source else ""))
+                self.init_source = source.to_dict() | ({"student": student.to_dict()} if student is not source
+                                                       else {})
         elif cfg.init.model is not None and self.ckpt is None:       # fine-tuning: start from a trained stage
             from openimagen.train.init import init_weights
 
