@@ -10,7 +10,7 @@ DEB_PACKAGES := fonts-noto-color-emoji openclipart-png unicode-data chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_OUT ?= out/demo.png
 
-.PHONY: setup venv debs demo test test-fast bench gpu-bundle clean
+.PHONY: setup venv debs demo test test-fast bench gpu-bundle gpu-bench-wheels clean
 
 setup: $(STAMP) debs
 
@@ -63,6 +63,13 @@ bench: .venv-bench/.installed
 # repository, in the ignored folder gpu-bundle/. The GPU-side command is in docs/TRAINING.md.
 gpu-bundle: setup
 	$(VPY) -m openimagen.gpu bundle gpu-bundle
+
+# The GPU sampling benchmark (issue 15, point 5; docs/BENCHMARKS.md, "On a GPU"): the wheels the GPU machine lacks
+# (pydantic's, diffusers and importlib_metadata for CPython 3.12) into the ignored folder gpu-bench/wheels.
+GPU_BENCH_PINS = diffusers==0.42.1 importlib_metadata==10.2.0 zipp==4.1.2
+gpu-bench-wheels: setup
+	$(VPY) -c "from openimagen.gpu.bundle import download_wheels; download_wheels(__import__('pathlib').Path('gpu-bench/wheels'), extra='$(GPU_BENCH_PINS)'.split())"
+	@ls gpu-bench/wheels
 
 clean:
 	rm -rf runs out .pytest_cache

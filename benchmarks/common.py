@@ -250,5 +250,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def write_json(path: Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)                                   # atomic: a reader never sees half a file
     print(f"wrote {path}")

@@ -118,6 +118,22 @@ def diffusers_unet(out_channels: int = 3):
     return UNet2DConditionModel(**{**DIFFUSERS_UNET_KW, "out_channels": out_channels})
 
 
+def if_pipeline(unet):
+    """diffusers' DeepFloyd ``IFPipeline`` around ``unet`` (no text encoder: prompt embeddings are passed in) with
+    ``DPMSolverMultistepScheduler`` as IF recommends it: DPM-Solver++ order 2, dynamic thresholding, IF's
+    learned-range variance (so ``unet`` has 6 output channels)."""
+    prepare_imports()
+    from diffusers import DPMSolverMultistepScheduler, IFPipeline
+    sched = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                        algorithm_type="dpmsolver++", solver_order=2, thresholding=True,
+                                        dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
+                                        variance_type="learned_range")
+    pipe = IFPipeline(tokenizer=None, text_encoder=None, unet=unet, scheduler=sched, safety_checker=None,
+                      feature_extractor=None, watermarker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def text_batch(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 16, 384) token embeddings and a (B, 16) bool mask with 8 to 16 real tokens per prompt."""
     g = torch.Generator().manual_seed(seed)

@@ -49,7 +49,6 @@ def build(imagen_steps: int):
     """Per-evaluation closures, whole-sample closures (each returns the images) and parameter counts."""
     from openimagen.diffusion import Cond, guided
     from openimagen.pipeline import SamplingConfig
-    from diffusers import DPMSolverMultistepScheduler, IFPipeline
 
     torch.manual_seed(0)
     text, mask = peers.text_batch(BATCH)
@@ -70,13 +69,7 @@ def build(imagen_steps: int):
 
     # --- diffusers: the DeepFloyd IF pipeline around the matched U-Net (IF's nets predict a variance too)
     unet_d = peers.diffusers_unet(out_channels=6).eval()
-    sched = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                                        algorithm_type="dpmsolver++", solver_order=2, thresholding=True,
-                                        dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
-                                        variance_type="learned_range")
-    pipe = IFPipeline(tokenizer=None, text_encoder=None, unet=unet_d, scheduler=sched, safety_checker=None,
-                      feature_extractor=None, watermarker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = peers.if_pipeline(unet_d)
     uncond = torch.zeros_like(text)  # stands in for the embeddings of the empty prompt
     t_d = torch.tensor(500)
 

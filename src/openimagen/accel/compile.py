@@ -21,6 +21,13 @@ from openimagen.errors import InvalidArgumentError
 WARMUP_PROMPTS = ("a red circle above a blue square", "pizza")
 
 
+def compile_network(net: torch.nn.Module, *, backend: str = "inductor", mode: Optional[str] = None):
+    """``net`` compiled the way every stage is: ``fullgraph=True`` (a graph break is an error), ``dynamic=True``
+    (one graph for every batch size). ``mode="reduce-overhead"`` adds CUDA graphs on a GPU (each batch size is
+    captured once, then replayed). Lazy: the compiler runs on the first call."""
+    return torch.compile(net, fullgraph=True, dynamic=True, backend=backend, mode=mode)
+
+
 def compile_stages(pipe, *, backend: str = "inductor", mode: Optional[str] = None, warmup: bool = True) -> float:
     """Compile every stage of ``pipe`` in place and warm it up; returns the seconds the warm-up took (the
     compilation). Raises InvalidArgumentError while LoRA adapters are loaded (switching them per request would
@@ -29,7 +36,7 @@ def compile_stages(pipe, *, backend: str = "inductor", mode: Optional[str] = Non
         raise InvalidArgumentError("compile the model without LoRA adapters loaded (per-request adapters would "
                                    "recompile the graphs); fuse an adapter into the weights first if it is always on")
     for st in pipe.stages:
-        st.denoiser.net = torch.compile(st.denoiser.net, fullgraph=True, dynamic=True, backend=backend, mode=mode)
+        st.denoiser.net = compile_network(st.denoiser.net, backend=backend, mode=mode)
     if not warmup:
         return 0.0
     t = time.perf_counter()

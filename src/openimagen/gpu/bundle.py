@@ -25,7 +25,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from openimagen.errors import ConfigError, InvalidArgumentError
 from openimagen.pipeline.io import replace_folder
@@ -95,10 +95,12 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def download_wheels(out: Path) -> list[str]:
-    """``pip download`` the installed versions of :data:`WHEELS` for CPython 3.12 manylinux x86-64."""
+def download_wheels(out: Path, extra: Sequence[str] = ()) -> list[str]:
+    """``pip download`` the installed versions of :data:`WHEELS`, and the pinned requirements ``extra``
+    ("name==version"), for CPython 3.12 manylinux x86-64 into ``out``; the wheel file names there.
+    ConfigError with pip's last line if a download fails."""
     out.mkdir(parents=True, exist_ok=True)
-    pins = [f"{name}=={metadata.version(name)}" for name in WHEELS]
+    pins = [f"{name}=={metadata.version(name)}" for name in WHEELS] + list(extra)
     platforms = [a for n in ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
                  for a in ("--platform", f"{n}_x86_64")]
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
