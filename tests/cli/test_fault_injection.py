@@ -94,6 +94,12 @@ def cases():
         ("bench", "--model", M, "--onnx", N),
         ("serve", "--model", N),
         ("serve", "--model", M, "--compile", "--lora", N),
+        ("serve", "--model", M, "--cuda-graphs"),
+        ("serve", "--model", M, "--compile", "--cuda-graphs"),
+        ("bench", "--model", M, "--cuda-graphs"),
+        ("bench", "--model", M, "--compile", "--cuda-graphs", "--device", "cpu"),
+        ("bench", "--model", M, "--dtype", "float64"),
+        ("bench", "--model", M, "--fast", "--dtype", "bfloat16"),
     ]
 
 

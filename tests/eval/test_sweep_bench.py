@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from openimagen.eval.sweep import nfe_per_image, sweep, write_sweep
@@ -81,6 +82,28 @@ def test_bench_writes_json_with_positive_numbers(model, tmp_path, capsys):
     assert "| ddim | 1 | cascade | 32 | 1 |" in stdout and "wrote" in stdout
 
 
+def test_bench_runs_the_precision_asked_for(model, tmp_path, capsys):
+    """``bench --dtype bfloat16`` times the bfloat16 networks (recorded in the JSON), not the float32 ones."""
+    out = tmp_path / "bench.json"
+    code, _, err = run_cli(capsys, "bench", "--model", model, "--samplers", "ddim", "--steps", "1", "--batch-sizes",
+                           "1", "--repeats", "1", "--warmup", "0", "--dtype", "bfloat16", "--out", out, "--no-progress")
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert res["settings"]["dtype"] == "bfloat16" and res["settings"]["runtime"] == "eager"
+    assert all(r["seconds"] > 0 for r in res["rows"])
+
+
+def test_compile_network_asks_for_cuda_graphs_when_told(monkeypatch):
+    """``--cuda-graphs`` reaches torch.compile as mode="reduce-overhead", with the product's fullgraph/dynamic."""
+    from openimagen.accel import compile as compile_module
+
+    seen = {}
+    monkeypatch.setattr(compile_module.torch, "compile", lambda net, **kw: seen.update(kw) or net)
+    net = torch.nn.Linear(2, 2)
+    assert compile_module.compile_network(net, mode="reduce-overhead") is net
+    assert seen == {"fullgraph": True, "dynamic": True, "backend": "inductor", "mode": "reduce-overhead"}
+
+
 def test_peak_memory_falls_back_to_getrusage(monkeypatch, tmp_path):
     from openimagen.eval import speed
 
@@ -106,6 +129,9 @@ def test_peak_memory_falls_back_to_getrusage(monkeypatch, tmp_path):
     (["bench", "--model", "m", "--warmup", "-1"], "--warmup must be >= 0"),
     (["bench", "--model", "m", "--threads", "0"], "--threads must be >= 1"),
     (["bench", "--model", "m", "--device", "tpu"], "--device: invalid device 'tpu'"),
+    (["bench", "--model", "m", "--cuda-graphs"], "--cuda-graphs is a way of compiling: add --compile"),
+    (["bench", "--model", "m", "--compile", "--cuda-graphs"], "--cuda-graphs needs a CUDA --device"),
+    (["bench", "--model", "m", "--dtype", "half"], "--dtype must be one of float32, float16, bfloat16"),
 ])
 def test_bad_arguments(capsys, argv, match):
     code, _, err = run_cli(capsys, *argv)

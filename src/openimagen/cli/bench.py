@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from openimagen.cli.generate import CUDA_GRAPHS_HELP
 from openimagen.cli.values import add_variant_flag, progress_bar
 from openimagen.errors import InvalidArgumentError
 
@@ -42,6 +43,10 @@ def add_bench_parser(subparsers) -> None:
                    help="time the ONNX Runtime path from DIR (openimagen export-onnx of this model)")
     p.add_argument("--compile", action="store_true",
                    help="time the torch.compile'd stages (compiled and warmed up first; minutes on a CPU)")
+    p.add_argument("--cuda-graphs", action="store_true", help=CUDA_GRAPHS_HELP)
+    p.add_argument("--dtype", default="float32",
+                   help="network precision: float32, float16 or bfloat16 (the sampler state stays float32; "
+                        "default float32)")
     p.add_argument("--fast", action="store_true",
                    help="time generate --fast's setup (ONNX Runtime, float32; built once into the cache)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -63,7 +68,7 @@ def _settings(args):
 def run_bench(args) -> int:
     import torch
 
-    from openimagen.cli.generate import _check_device
+    from openimagen.cli.generate import DTYPES, _check_device, compile_mode
     from openimagen.eval.speed import bench_pipeline, table
     from openimagen.pipeline import Pipeline
 
@@ -82,7 +87,14 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     if (args.onnx is not None) + args.compile + args.fast > 1:
         raise InvalidArgumentError("--onnx, --compile and --fast are different options; time one at a time")
-    pipe = Pipeline.from_pretrained(args.model, device=device, variant=args.variant)
+    if args.dtype not in DTYPES:
+        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    mode = compile_mode(args.compile, args.cuda_graphs, device)
+    if args.fast or args.onnx is not None:
+        from openimagen.accel.onnx import check_cpu_float32
+
+        check_cpu_float32("--fast" if args.fast else "--onnx", device, args.dtype)
+    pipe = Pipeline.from_pretrained(args.model, device=device, dtype=getattr(torch, args.dtype), variant=args.variant)
     option = "eager"
     if args.onnx is not None:
         from openimagen.accel.onnx import use_onnx
@@ -97,7 +109,8 @@ def run_bench(args) -> int:
     elif args.compile:
         from openimagen.accel.compile import compile_stages
 
-        option = f"torch.compile (warm-up {compile_stages(pipe):.0f} s)"
+        option = (f"torch.compile{' with CUDA graphs' if mode else ''} (warm-up "
+                  f"{compile_stages(pipe, mode=mode):.0f} s)")
     total = len(settings.samplers) * len(settings.steps) * len(settings.batch_sizes)
     with progress_bar(args.no_progress, total, "bench", unit="config") as update:
         result = bench_pipeline(pipe, settings, progress=update)
@@ -105,6 +118,7 @@ def run_bench(args) -> int:
     if args.variant is not None:
         result.settings["variant"] = args.variant
     result.settings["runtime"] = option
+    result.settings["dtype"] = args.dtype
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result.to_json(), indent=1) + "\n"))
     print(table(result))
     print(f"runtime {option}; medians over {settings.repeats} repeats after {settings.warmup} warm-up; "

@@ -141,6 +141,24 @@ def _check_device(device: str) -> str:
     return device
 
 
+def compile_mode(compile: bool, cuda_graphs: bool, device: str):
+    """The ``torch.compile`` mode the flags ask for: "reduce-overhead" (CUDA graphs) with ``--cuda-graphs``, else
+    None (the default mode). InvalidArgumentError when ``--cuda-graphs`` comes without ``--compile`` or with a
+    device that is not CUDA."""
+    if not cuda_graphs:
+        return None
+    if not compile:
+        raise InvalidArgumentError("--cuda-graphs is a way of compiling: add --compile")
+    if not device.startswith("cuda"):
+        raise InvalidArgumentError(f"--cuda-graphs needs a CUDA --device (cuda or cuda:N), got {device!r}")
+    return "reduce-overhead"
+
+
+CUDA_GRAPHS_HELP = ("with --compile on a CUDA device: capture each batch size's network call as a CUDA graph and "
+                    "replay it (torch.compile mode reduce-overhead), which removes the per-kernel launch cost that "
+                    "dominates small networks at small batches")
+
+
 FLAG_OF = {**{name: flag for name, (flag, _) in PER_STAGE_FLAGS.items()}, "num_images_per_prompt": "--num-images",
            "stop_at_stage": "--stop-at-stage", "negative_prompt": "--negative-prompt", "seed": "--seed"}
 

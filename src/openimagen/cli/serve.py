@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from openimagen.cli.generate import DTYPES, _check_device, add_safety_flags, safety_from_args
+from openimagen.cli.generate import (CUDA_GRAPHS_HELP, DTYPES, _check_device, add_safety_flags, compile_mode,
+                                     safety_from_args)
 from openimagen.cli.values import add_variant_flag
 from openimagen.errors import InvalidArgumentError
 
@@ -40,6 +41,7 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--dtype", default="float32", help="network precision: float32, float16 or bfloat16")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile every stage and warm it up before serving (minutes at start; faster after)")
+    p.add_argument("--cuda-graphs", action="store_true", help=CUDA_GRAPHS_HELP)
     p.add_argument("--fast", action="store_true",
                    help="serve through ONNX Runtime (float32), as generate --fast (built once per model "
                         "into the cache; about 20 s the first time)")
@@ -88,6 +90,7 @@ def run_serve(args) -> int:
         from openimagen.accel.onnx import check_cpu_float32
 
         check_cpu_float32("--fast", device, args.dtype)
+    mode = compile_mode(args.compile, args.cuda_graphs, device)
     if args.compile and args.lora:
         raise InvalidArgumentError("--compile and --lora do not combine: per-request adapters would recompile the "
                                    "graphs (fuse an always-on adapter into an exported model instead)")
@@ -98,7 +101,7 @@ def run_serve(args) -> int:
             raise ModelLoadError(f"--lora: {e}") from None
     spec = dict(model=args.model, variant=args.variant, device=device, dtype=args.dtype, config=values, keys=keys,
                 policy=policy, loras=[str(p) for p in args.lora], compile="inductor" if args.compile else None,
-                fast=args.fast)
+                compile_mode=mode, fast=args.fast)
     if args.ray:
         from openimagen.serve.ray_app import run_ray
 

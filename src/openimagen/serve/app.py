@@ -366,14 +366,15 @@ def _progress_payload(event: dict) -> dict:
 def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "float32", config: Optional[dict] = None,
               keys: Optional[ApiKeys] = None, policy: Union[PromptPolicy, None, str] = "default",
               loras: Sequence[str] = (), compile: Optional[str] = None, fast: bool = False,
-              variant: Optional[str] = None) -> FastAPI:
+              variant: Optional[str] = None, compile_mode: Optional[str] = None) -> FastAPI:
     """Load ``model`` (a directory; None: the shipped default) and make its app: what ``openimagen serve`` and the
     Ray Serve deployment run. ``config``: :class:`ServeConfig` values. ``loras``: LoRA adapter folders loaded
     onto the model (named by their folder), which a request picks with its ``adapter`` field; none runs unless
     asked for. ``compile``: a torch.compile backend ("inductor") to compile and warm up every stage with before
-    serving (openimagen.accel.compile), or None. ``fast``: run the networks as ``generate --fast`` does
-    (openimagen.accel.fast: ONNX Runtime, int8 convolutions; built into the cache on first use). ``variant``: one
-    of the model's named alternative cascades (Pipeline.from_pretrained)."""
+    serving (openimagen.accel.compile), or None; ``compile_mode`` its torch.compile mode ("reduce-overhead": CUDA
+    graphs; None: the default). ``fast``: run the networks as ``generate --fast`` does (openimagen.accel.fast: ONNX
+    Runtime, float32; built into the cache on first use). ``variant``: one of the model's named alternative
+    cascades (Pipeline.from_pretrained)."""
     import torch
 
     pipe = Pipeline.from_pretrained(model, device=device, dtype=getattr(torch, dtype), variant=variant)
@@ -383,9 +384,9 @@ def build_app(model: Optional[str] = None, device: str = "cpu", dtype: str = "fl
     if compile is not None:
         from openimagen.accel.compile import compile_stages
 
-        seconds = compile_stages(pipe, backend=compile)
-        print(f"openimagen: compiled every stage ({compile}) and warmed up in {seconds:.0f} s", file=sys.stderr,
-              flush=True)
+        seconds = compile_stages(pipe, backend=compile, mode=compile_mode)
+        print(f"openimagen: compiled every stage ({compile}{', ' + compile_mode if compile_mode else ''}) and "
+              f"warmed up in {seconds:.0f} s", file=sys.stderr, flush=True)
     elif fast:
         from openimagen.accel.fast import use_fast
 
