@@ -14,7 +14,9 @@ from openimagen.pipeline.config import SamplingConfig
 from openimagen.samplers.ddim import sample_ddim
 from openimagen.train.progressive import ddim_step
 from openimagen.train.trainer import train
-from openimagen.train.trajectory import TrajectoryBank, TrajectoryDistillationObjective, sample_trajectories
+from openimagen.train.objective import TrainBatch
+from openimagen.train.trajectory import (TrajectoryBank, TrajectoryDistillationObjective, landing_target,
+                                         sample_trajectories)
 from tests.train.conftest import run_config
 from tests.train.test_progressive import _teacher
 
@@ -142,8 +144,9 @@ def test_the_student_can_start_from_another_stage_of_the_model(assets, tmp_path)
     sampling = {"sampler": "ddim", "steps": 1, "guidance": 1.0, "spacing": "time", "threshold": "static"}
     distill = {"kind": "trajectory", "student_steps": 1, "teacher_steps": 2, "trajectories": 2}
     kw = dict(init={"model": str(teacher_dir)}, stage={"sampling": sampling})
-    trainer = Trainer(run_config(assets, tmp_path / "run", distill={**distill, "student_init": "stage0_student"},
-                                 **kw))
+    trainer = Trainer(run_config(assets, tmp_path / "run", distill={**distill, "student_init": "stage0_student",
+                                                                     "student_forcing": 0.5}, **kw))
+    assert (trainer.objective.student_forcing, trainer.objective.student_threshold) == (0.5, "static")
     for k, v in trainer.stage.denoiser.net.state_dict().items():
         assert torch.equal(v, alt[k].to(v.dtype)), k
     for k, v in trainer.teacher.denoiser.net.state_dict().items():
@@ -152,3 +155,63 @@ def test_the_student_can_start_from_another_stage_of_the_model(assets, tmp_path)
     assert trainer.init_source["student"]["stage"] == "stage0_student"
     with pytest.raises(ConfigError, match="distill.student_init 'stage9' is not a stage of"):
         Trainer(run_config(assets, tmp_path / "run2", distill={**distill, "student_init": "stage9"}, **kw))
+
+
+def _constant_student(c):
+    """A student whose x0 estimate is ``c`` everywhere: its DDIM states have a closed form."""
+    return lambda x, sigma, cond: torch.full_like(x, c)
+
+
+def test_student_forcing_rolls_the_student_out_in_closed_form(tmp_path):
+    """With x0 = c at every step, j DDIM steps from x_0 give c + (s_j / s_0) (x_0 - c)."""
+    obj = TrajectoryDistillationObjective(_Teacher(), SamplingConfig(sampler="ddim", steps=8, guidance=1.0,
+                                                                     spacing="time"),
+                                          SCHEDULE, 4, 4, tmp_path / "bank", student_forcing=1.0)
+    n, c = 6, 0.3
+    x = torch.randn(n, 5, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    obj.bank = TrajectoryBank(x, torch.randn(n, 2, 3), torch.ones(n, 2, dtype=torch.bool))
+    k, j = torch.arange(n), torch.tensor([0, 1, 2, 3, 3, 1])
+    own = obj.rollout(_constant_student(c), k, j, Cond(text=obj.bank.text, mask=obj.bank.mask), torch.float32)
+    ratio = (obj.grid[j] / obj.grid[0]).float().reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(own, c + ratio * (x[:, 0] - c), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("forcing", [0.0, 1.0])
+def test_student_forcing_trains_from_the_students_state_toward_the_teachers_next(tmp_path, forcing):
+    """The loss per example is (s_j^-2 + 1) |c - x0~|^2 with x0~ the landing target from the student's own state
+    (forcing 1, j >= 1) or from the teacher's (forcing 0, or j = 0); the draws k, j, u are replayed."""
+    obj = TrajectoryDistillationObjective(_Teacher(), SamplingConfig(sampler="ddim", steps=8, guidance=1.0,
+                                                                     spacing="time"),
+                                          SCHEDULE, 4, 4, tmp_path / "bank", student_forcing=forcing)
+    n, b, c = 4, 8, -0.2
+    x = torch.randn(n, 5, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    obj.bank = TrajectoryBank(x, torch.randn(n, 2, 3), torch.ones(n, 2, dtype=torch.bool))
+    batch = TrainBatch(image=torch.zeros(b, 3, 4, 4), text=torch.zeros(b, 2, 3), mask=torch.ones(b, 2, dtype=bool))
+    g = torch.Generator().manual_seed(7)
+    replay = torch.Generator().manual_seed(7)
+    loss = obj(_constant_student(c), batch, g)
+    k = (torch.rand(b, generator=replay) * n).long().clamp(max=n - 1)
+    j = (torch.rand(b, generator=replay) * 4).long().clamp(max=3)
+    if forcing:
+        forced = (torch.rand(b, generator=replay) < forcing) & (j > 0)
+        assert forced.any() and (~forced).any()
+    else:
+        forced = torch.zeros(b, dtype=torch.bool)
+    s0, sj, sn = obj.grid[0], obj.grid[j], obj.grid[j + 1]
+    start = torch.where(forced.reshape(-1, 1, 1, 1), c + (sj / s0).float().reshape(-1, 1, 1, 1) * (x[k, 0] - c),
+                        x[k, j])
+    target = landing_target(start, x[k, j + 1], sj, sn)
+    expected = (c - target).pow(2).flatten(1).mean(1) * (sj.float().pow(-2) + 1)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_student_forcing_is_checked_at_the_boundary(assets, tmp_path):
+    good = {"sampler": "ddim", "steps": 4, "guidance": 1.0, "spacing": "time"}
+    kw = dict(init={"model": "default"}, stage={"sampling": good})
+    run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "teacher_steps": 16,
+                                          "student_forcing": 0.5}, **kw)
+    with pytest.raises(ConfigError, match="student_forcing"):
+        run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "student_forcing": 1.5}, **kw)
+    with pytest.raises(ConfigError, match="distill.student_forcing is for trajectory distillation, not progressive"):
+        run_config(assets, tmp_path, distill={"kind": "progressive", "student_steps": 4, "student_forcing": 0.5},
+                   **kw)

@@ -170,7 +170,9 @@ class DistillSection:
     with twice as many at ``teacher_guidance``. ``trajectory`` (openimagen.train.trajectory): one round from the
     teacher's own sampler, ``teacher_steps`` (a multiple of ``student_steps``; "time" spacing) of
     ``teacher_sampler`` at ``teacher_guidance`` with the stage's thresholding, through a bank of ``trajectories``
-    sampled trajectories per rank; the student samples as a progressive one. The student starts as the teacher
+    sampled trajectories per rank; the student samples as a progressive one; ``student_forcing`` p: the share of
+    the examples past the first step that start from the student's own state instead of the teacher's
+    (openimagen.train.trajectory). The student starts as the teacher
     unless ``student_init`` names another stage folder of init.model (a variant's included), such as a student
     trained earlier that a new teacher setting continues; it must be the run's stage like the teacher."""
     kind: _one_of("guidance", "progressive", "trajectory") = "guidance"
@@ -181,6 +183,7 @@ class DistillSection:
     teacher_steps: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 32       # trajectory only
     teacher_sampler: SamplerName = "dpmpp_2m"                                             # trajectory only
     trajectories: Annotated[int, Field(ge=1, le=10_000_000), PlainNumber, Strict()] = 4096  # trajectory only
+    student_forcing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 
@@ -292,6 +295,8 @@ class RunConfig:
                 if got != want:
                     raise ConfigError(f"a {self.distill.kind} student samples as it was trained: set stage.sampling "
                                       f"to {want} (got {got})")
+            if self.distill.kind != "trajectory" and self.distill.student_forcing:
+                raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             if self.distill.kind == "trajectory" and self.distill.teacher_steps % self.distill.student_steps:
                 raise ConfigError(f"distill.teacher_steps ({self.distill.teacher_steps}) must be a multiple of "
                                   f"distill.student_steps ({self.distill.student_steps})")

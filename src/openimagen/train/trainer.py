@@ -178,7 +178,9 @@ class Trainer:
                                    spacing="time")
                 objective = TrajectoryDistillationObjective(teacher_stage, sampling, self.stage.schedule,
                                                             cfg.distill.student_steps, cfg.distill.trajectories,
-                                                            self.run_dir / "trajectories", d.rank)
+                                                            self.run_dir / "trajectories", d.rank,
+                                                            cfg.distill.student_forcing,
+                                                            self.stage_config.sampling.threshold)
             elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
                                                              cfg.distill.teacher_guidance,

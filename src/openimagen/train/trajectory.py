@@ -22,10 +22,21 @@ and the loss is the student's x0 error with the project's ``snr+1`` weighting, (
 The bank is built from the training data as the run goes: while it holds fewer than ``capacity`` trajectories,
 each call first samples the teacher for the batch's captions (noise from the batch's generators) and appends them
 as one chunk file (``bank_dir/rank{r}-{n:06d}.safetensors``, written atomically); every call then trains on
-examples drawn from the whole bank. Per example, in this draw order: the trajectory k ~ U{0..K-1} and the step
-j ~ U{0..N-1}. Under torchrun each rank builds and reads its own chunks. A resumed run reloads the chunks on disk
-and carries on filling the bank, so no teacher sample is lost or recomputed; the bank is not part of the checkpoint
-(its chunks are), and chunks written after the last checkpoint are kept.
+examples drawn from the whole bank. Per example, in this draw order: the trajectory k ~ U{0..K-1}, the step
+j ~ U{0..N-1} and, with ``student_forcing`` p > 0, u ~ U[0, 1).
+
+Student forcing (p > 0): with probability p an example with j >= 1 starts not from the teacher's x_j but from the
+student's own state after j of its DDIM steps from the same starting noise x_0 (the current weights, no gradient,
+thresholded as the student samples), and learns the x0 that lands from there on the teacher's x_{j+1}. Teacher
+forcing alone trains every step on the teacher's states, which the student never sees when it samples on its own;
+its first step's error then reaches the later steps as inputs they were not trained on (exposure bias, Ning et al.
+2023, "Input Perturbation Reduces Exposure Bias in Diffusion Models"; scheduled sampling, Bengio et al. 2015). With
+forcing, the later steps learn to pull a state the student itself made back onto the teacher's trajectory. It costs
+up to N - 1 gradient-free forward passes for the forced examples.
+
+Under torchrun each rank builds and reads its own chunks. A resumed run reloads the chunks on disk and carries on
+filling the bank, so no teacher sample is lost or recomputed; the bank is not part of the checkpoint (its chunks
+are), and chunks written after the last checkpoint are kept.
 """
 from __future__ import annotations
 
@@ -37,12 +48,14 @@ from safetensors.torch import load_file, save_file
 
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import Denoiser, append_dims
+from openimagen.diffusion.guidance import guided
 from openimagen.diffusion.schedules import Schedule, sampling_sigmas
 from openimagen.errors import ConfigError
 from openimagen.pipeline.config import SamplingConfig
 from openimagen.pipeline.io import atomic_write
 from openimagen.samplers.noise import Generators
 from openimagen.train.objective import TrainBatch
+from openimagen.train.progressive import ddim_step
 from openimagen.train.step import _rand
 
 
@@ -125,7 +138,8 @@ class TrajectoryDistillationObjective:
     or the grids do not coincide."""
 
     def __init__(self, teacher, teacher_sampling: SamplingConfig, schedule: Schedule, student_steps: int,
-                 capacity: int, bank_dir: Path, rank: int = 0):
+                 capacity: int, bank_dir: Path, rank: int = 0, student_forcing: float = 0.0,
+                 student_threshold: str = "static"):
         if student_steps < 1 or teacher_sampling.steps % student_steps:
             raise ConfigError(f"the teacher's steps ({teacher_sampling.steps}) must be a multiple of the student's "
                               f"({student_steps})")
@@ -138,6 +152,9 @@ class TrajectoryDistillationObjective:
         teacher_grid = sampling_sigmas(schedule, teacher_sampling.steps, "time")
         if not torch.allclose(teacher_grid[:: teacher_sampling.steps // student_steps], self.grid, rtol=1e-9):
             raise ConfigError("the teacher's and the student's sampling grids do not coincide")
+        if not 0.0 <= student_forcing <= 1.0:
+            raise ConfigError(f"student_forcing is a probability in [0, 1], got {student_forcing}")
+        self.student_forcing, self.student_threshold = float(student_forcing), student_threshold
         self.bank_dir, self.rank = Path(bank_dir), int(rank)
         self.bank_dir.mkdir(parents=True, exist_ok=True)
         self.chunks = sorted(self.bank_dir.glob(f"rank{self.rank}-*.safetensors"))
@@ -158,6 +175,23 @@ class TrajectoryDistillationObjective:
         x, s = self.bank.x[k, j], self.grid[j]
         return x, s.float(), landing_target(x, self.bank.x[k, j + 1], s, self.grid[j + 1])
 
+    @torch.no_grad()
+    def rollout(self, denoiser, k: torch.Tensor, j: torch.Tensor, cond: Cond, dtype: torch.dtype) -> torch.Tensor:
+        """The student's own states: from trajectory ``k``'s starting noise, ``j`` (each (B,) long) DDIM steps of
+        ``denoiser`` at guidance 1, thresholded as the student samples; (B, C, H, W) float32 on ``cond``'s device.
+        Raises nothing; j = 0 gives the starting noise itself."""
+        dev = cond.text.device
+        x = self.bank.x[k, 0].to(dev)
+        run = guided(denoiser, 1.0, self.student_threshold)
+        for step in range(int(j.max()) if len(j) else 0):
+            live = (j > step).to(dev)
+            sub = Cond(text=cond.text[live], mask=cond.mask[live])
+            s, s_next = self.grid[step], self.grid[step + 1]
+            n = int(live.sum())
+            x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
+            x[live] = ddim_step(x[live], x0, s.expand(n).to(dev), s_next.expand(n).to(dev)).float()
+        return x
+
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         b, dev = batch.batch_size, batch.image.device
         if len(self.bank) < self.capacity:
@@ -166,6 +200,17 @@ class TrajectoryDistillationObjective:
         j = (_rand(b, generator, "cpu") * self.steps).long().clamp(max=self.steps - 1)
         x, sigma, target = (t.to(dev) for t in self.targets(k, j))
         cond = Cond(text=self.bank.text[k].to(dev, batch.text.dtype), mask=self.bank.mask[k].to(dev))
+        if self.student_forcing > 0:
+            forced = (_rand(b, generator, "cpu") < self.student_forcing) & (j > 0)
+            if forced.any():
+                fk, fj = k[forced], j[forced]
+                sub = Cond(text=cond.text[forced.to(dev)], mask=cond.mask[forced.to(dev)])
+                own = self.rollout(denoiser, fk, fj, sub, batch.image.dtype)
+                x = x.clone()
+                x[forced.to(dev)] = own
+                target = target.clone()
+                target[forced.to(dev)] = landing_target(own.cpu(), self.bank.x[fk, fj + 1], self.grid[fj],
+                                                        self.grid[fj + 1]).to(dev)
         student = denoiser(x.to(batch.image.dtype), sigma.to(batch.image.dtype), cond)
         err = (student.float() - target).pow(2).flatten(1).mean(1)                         # (B,)
         return err * (sigma.float().pow(-2) + 1)
