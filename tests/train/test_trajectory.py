@@ -176,13 +176,14 @@ def test_student_forcing_rolls_the_student_out_in_closed_form(tmp_path):
     torch.testing.assert_close(own, c + ratio * (x[:, 0] - c), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("forcing", [0.0, 1.0])
-def test_student_forcing_trains_from_the_students_state_toward_the_teachers_next(tmp_path, forcing):
+@pytest.mark.parametrize("forcing, steps", [(0.0, None), (1.0, None), (1.0, (1,))])
+def test_student_forcing_trains_from_the_students_state_toward_the_teachers_next(tmp_path, forcing, steps):
     """The loss per example is (s_j^-2 + 1) |c - x0~|^2 with x0~ the landing target from the student's own state
-    (forcing 1, j >= 1) or from the teacher's (forcing 0, or j = 0); the draws k, j, u are replayed."""
+    (forcing 1, j >= 1 and among ``steps``) or from the teacher's (otherwise); the draws k, j, u are replayed."""
     obj = TrajectoryDistillationObjective(_Teacher(), SamplingConfig(sampler="ddim", steps=8, guidance=1.0,
                                                                      spacing="time"),
-                                          SCHEDULE, 4, 4, tmp_path / "bank", student_forcing=forcing)
+                                          SCHEDULE, 4, 4, tmp_path / "bank", student_forcing=forcing,
+                                          student_forcing_steps=steps)
     n, b, c = 4, 8, -0.2
     x = torch.randn(n, 5, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     obj.bank = TrajectoryBank(x, torch.randn(n, 2, 3), torch.ones(n, 2, dtype=torch.bool))
@@ -194,7 +195,9 @@ def test_student_forcing_trains_from_the_students_state_toward_the_teachers_next
     j = (torch.rand(b, generator=replay) * 4).long().clamp(max=3)
     if forcing:
         forced = (torch.rand(b, generator=replay) < forcing) & (j > 0)
-        assert forced.any() and (~forced).any()
+        if steps is not None:
+            forced &= j == 1
+        assert forced.any() and (~forced).any() and (steps is None or (forced.logical_not() & (j > 1)).any())
     else:
         forced = torch.zeros(b, dtype=torch.bool)
     s0, sj, sn = obj.grid[0], obj.grid[j], obj.grid[j + 1]
@@ -212,6 +215,12 @@ def test_student_forcing_is_checked_at_the_boundary(assets, tmp_path):
                                           "student_forcing": 0.5}, **kw)
     with pytest.raises(ConfigError, match="student_forcing"):
         run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "student_forcing": 1.5}, **kw)
+    with pytest.raises(ConfigError, match=r"student_forcing_steps must lie in 1\.\.3 .*got 4"):
+        run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "student_forcing": 0.5,
+                                              "student_forcing_steps": [1, 4]}, **kw)
+    with pytest.raises(ConfigError, match="student_forcing_steps"):
+        run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "student_forcing": 0.5,
+                                              "student_forcing_steps": [0]}, **kw)
     with pytest.raises(ConfigError, match="distill.student_forcing is for trajectory distillation, not progressive"):
         run_config(assets, tmp_path, distill={"kind": "progressive", "student_steps": 4, "student_forcing": 0.5},
                    **kw)

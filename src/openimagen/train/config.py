@@ -172,7 +172,8 @@ class DistillSection:
     ``teacher_sampler`` at ``teacher_guidance`` with the stage's thresholding, through a bank of ``trajectories``
     sampled trajectories per rank; the student samples as a progressive one; ``student_forcing`` p: the share of
     the examples past the first step that start from the student's own state instead of the teacher's
-    (openimagen.train.trajectory). The student starts as the teacher
+    (openimagen.train.trajectory), at the student steps ``student_forcing_steps`` (0-based, each in 1..N-1;
+    default: all of them). The student starts as the teacher
     unless ``student_init`` names another stage folder of init.model (a variant's included), such as a student
     trained earlier that a new teacher setting continues; it must be the run's stage like the teacher."""
     kind: _one_of("guidance", "progressive", "trajectory") = "guidance"
@@ -184,6 +185,7 @@ class DistillSection:
     teacher_sampler: SamplerName = "dpmpp_2m"                                             # trajectory only
     trajectories: Annotated[int, Field(ge=1, le=10_000_000), PlainNumber, Strict()] = 4096  # trajectory only
     student_forcing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
+    student_forcing_steps: Optional[tuple[Annotated[int, Field(ge=1, le=511), PlainNumber, Strict()], ...]] = None
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 
@@ -297,6 +299,10 @@ class RunConfig:
                                       f"to {want} (got {got})")
             if self.distill.kind != "trajectory" and self.distill.student_forcing:
                 raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
+            bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]
+            if bad:
+                raise ConfigError(f"distill.student_forcing_steps must lie in 1..{self.distill.student_steps - 1} "
+                                  f"(the student's steps after the first, counted from 0), got {bad[0]}")
             if self.distill.kind == "trajectory" and self.distill.teacher_steps % self.distill.student_steps:
                 raise ConfigError(f"distill.teacher_steps ({self.distill.teacher_steps}) must be a multiple of "
                                   f"distill.student_steps ({self.distill.student_steps})")

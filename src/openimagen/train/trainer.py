@@ -180,7 +180,8 @@ class Trainer:
                                                             cfg.distill.student_steps, cfg.distill.trajectories,
                                                             self.run_dir / "trajectories", d.rank,
                                                             cfg.distill.student_forcing,
-                                                            self.stage_config.sampling.threshold)
+                                                            self.stage_config.sampling.threshold,
+                                                            cfg.distill.student_forcing_steps)
             elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
                                                              cfg.distill.teacher_guidance,

@@ -25,7 +25,7 @@ as one chunk file (``bank_dir/rank{r}-{n:06d}.safetensors``, written atomically)
 examples drawn from the whole bank. Per example, in this draw order: the trajectory k ~ U{0..K-1}, the step
 j ~ U{0..N-1} and, with ``student_forcing`` p > 0, u ~ U[0, 1).
 
-Student forcing (p > 0): with probability p an example with j >= 1 starts not from the teacher's x_j but from the
+Student forcing (p > 0): with probability p an example with j >= 1 (j in ``student_forcing_steps``) starts not from the teacher's x_j but from the
 student's own state after j of its DDIM steps from the same starting noise x_0 (the current weights, no gradient,
 thresholded as the student samples), and learns the x0 that lands from there on the teacher's x_{j+1}. Teacher
 forcing alone trains every step on the teacher's states, which the student never sees when it samples on its own;
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -139,7 +140,7 @@ class TrajectoryDistillationObjective:
 
     def __init__(self, teacher, teacher_sampling: SamplingConfig, schedule: Schedule, student_steps: int,
                  capacity: int, bank_dir: Path, rank: int = 0, student_forcing: float = 0.0,
-                 student_threshold: str = "static"):
+                 student_threshold: str = "static", student_forcing_steps: Optional[Sequence[int]] = None):
         if student_steps < 1 or teacher_sampling.steps % student_steps:
             raise ConfigError(f"the teacher's steps ({teacher_sampling.steps}) must be a multiple of the student's "
                               f"({student_steps})")
@@ -155,6 +156,12 @@ class TrajectoryDistillationObjective:
         if not 0.0 <= student_forcing <= 1.0:
             raise ConfigError(f"student_forcing is a probability in [0, 1], got {student_forcing}")
         self.student_forcing, self.student_threshold = float(student_forcing), student_threshold
+        self.forcing_steps = torch.tensor(sorted(set(student_forcing_steps if student_forcing_steps is not None
+                                                     else range(1, student_steps))), dtype=torch.long)
+        if len(self.forcing_steps) and not 1 <= int(self.forcing_steps.min()) <= int(self.forcing_steps.max()) < \
+                student_steps:
+            raise ConfigError(f"student_forcing_steps must lie in 1..{student_steps - 1}, got "
+                              f"{self.forcing_steps.tolist()}")
         self.bank_dir, self.rank = Path(bank_dir), int(rank)
         self.bank_dir.mkdir(parents=True, exist_ok=True)
         self.chunks = sorted(self.bank_dir.glob(f"rank{self.rank}-*.safetensors"))
@@ -201,7 +208,7 @@ class TrajectoryDistillationObjective:
         x, sigma, target = (t.to(dev) for t in self.targets(k, j))
         cond = Cond(text=self.bank.text[k].to(dev, batch.text.dtype), mask=self.bank.mask[k].to(dev))
         if self.student_forcing > 0:
-            forced = (_rand(b, generator, "cpu") < self.student_forcing) & (j > 0)
+            forced = (_rand(b, generator, "cpu") < self.student_forcing) & torch.isin(j, self.forcing_steps)
             if forced.any():
                 fk, fj = k[forced], j[forced]
                 sub = Cond(text=cond.text[forced.to(dev)], mask=cond.mask[forced.to(dev)])
