@@ -37,7 +37,7 @@ import argparse
 import sys
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,7 +73,8 @@ def openimagen_runner(kind: str, device: torch.device, dtype: torch.dtype, mode)
     names = names if kind == "cascade" else names[:1]
     stages = [Stage.load(DEFAULT_MODEL_DIR / n).to(device=device, dtype=dtype).eval() for n in names]
     if kind == "base":
-        assert stages[0].config.unet == peers.openimagen_stage().config.unet, "the shipped base is not the matched preset"
+        matched = peers.openimagen_stage().config.unet
+        assert stages[0].config.unet == matched, "the shipped base is not the matched preset"
     if mode is not None:
         for st in stages:
             st.denoiser.net = compile_network(st.denoiser.net, mode=None if mode == "default" else mode)
@@ -90,7 +91,7 @@ def openimagen_runner(kind: str, device: torch.device, dtype: torch.dtype, mode)
                 x = st.sample(cond, gens, sampling, lowres=x, batch_invariant=False)
         return x
 
-    return run, {"stages": names, "settings": [s.to_dict() if hasattr(s, "to_dict") else str(s) for s in settings],
+    return run, {"stages": names, "settings": [asdict(s) for s in settings],
                  "parameters": sum(st.num_parameters for st in stages)}
 
 

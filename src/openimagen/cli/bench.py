@@ -68,7 +68,7 @@ def _settings(args):
 def run_bench(args) -> int:
     import torch
 
-    from openimagen.cli.generate import DTYPES, _check_device, compile_mode
+    from openimagen.cli.generate import _check_device, check_dtype_flag, compile_mode
     from openimagen.eval.speed import bench_pipeline, table
     from openimagen.pipeline import Pipeline
 
@@ -87,8 +87,7 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     if (args.onnx is not None) + args.compile + args.fast > 1:
         raise InvalidArgumentError("--onnx, --compile and --fast are different options; time one at a time")
-    if args.dtype not in DTYPES:
-        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    check_dtype_flag(args.dtype)
     mode = compile_mode(args.compile, args.cuda_graphs, device)
     if args.fast or args.onnx is not None:
         from openimagen.accel.onnx import check_cpu_float32

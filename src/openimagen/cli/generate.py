@@ -141,6 +141,13 @@ def _check_device(device: str) -> str:
     return device
 
 
+def check_dtype_flag(dtype: str) -> str:
+    """``--dtype`` if it is one of :data:`DTYPES`, else InvalidArgumentError naming them (generate, serve, bench)."""
+    if dtype not in DTYPES:
+        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
+
+
 def compile_mode(compile: bool, cuda_graphs: bool, device: str):
     """The ``torch.compile`` mode the flags ask for: "reduce-overhead" (CUDA graphs) with ``--cuda-graphs``, else
     None (the default mode). InvalidArgumentError when ``--cuda-graphs`` comes without ``--compile`` or with a
@@ -233,8 +240,7 @@ def prepare(args):
     from openimagen.pipeline.io import check_output_path
 
     check_output_path(args.out, "--out")
-    if args.dtype not in DTYPES:
-        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    check_dtype_flag(args.dtype)
     if args.fast and args.onnx is not None:
         raise InvalidArgumentError("--fast and --onnx both choose how the networks run; pass one of them")
     if args.fast or args.onnx is not None:

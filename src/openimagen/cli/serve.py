@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from openimagen.cli.generate import (CUDA_GRAPHS_HELP, DTYPES, _check_device, add_safety_flags, compile_mode,
-                                     safety_from_args)
+from openimagen.cli.generate import (CUDA_GRAPHS_HELP, _check_device, add_safety_flags, check_dtype_flag,
+                                     compile_mode, safety_from_args)
 from openimagen.cli.values import add_variant_flag
 from openimagen.errors import InvalidArgumentError
 
@@ -71,8 +71,7 @@ def serve_settings(args) -> dict:
 def run_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise InvalidArgumentError(f"--port must be in 1..65535, got {args.port}")
-    if args.dtype not in DTYPES:
-        raise InvalidArgumentError(f"--dtype must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+    check_dtype_flag(args.dtype)
     if args.replicas < 1:
         raise InvalidArgumentError(f"--replicas must be at least 1, got {args.replicas}")
     values = serve_settings(args)

@@ -25,14 +25,14 @@ as one chunk file (``bank_dir/rank{r}-{n:06d}.safetensors``, written atomically)
 examples drawn from the whole bank. Per example, in this draw order: the trajectory k ~ U{0..K-1}, the step
 j ~ U{0..N-1} and, with ``student_forcing`` p > 0, u ~ U[0, 1).
 
-Student forcing (p > 0): with probability p an example with j >= 1 (j in ``student_forcing_steps``) starts not from the teacher's x_j but from the
-student's own state after j of its DDIM steps from the same starting noise x_0 (the current weights, no gradient,
-thresholded as the student samples), and learns the x0 that lands from there on the teacher's x_{j+1}. Teacher
-forcing alone trains every step on the teacher's states, which the student never sees when it samples on its own;
-its first step's error then reaches the later steps as inputs they were not trained on (exposure bias, Ning et al.
-2023, "Input Perturbation Reduces Exposure Bias in Diffusion Models"; scheduled sampling, Bengio et al. 2015). With
-forcing, the later steps learn to pull a state the student itself made back onto the teacher's trajectory. It costs
-up to N - 1 gradient-free forward passes for the forced examples.
+Student forcing (p > 0): with probability p an example with j >= 1 (j in ``student_forcing_steps``) starts not
+from the teacher's x_j but from the student's own state after j of its DDIM steps from the same starting noise x_0
+(the current weights, no gradient, thresholded as the student samples), and learns the x0 that lands from there
+on the teacher's x_{j+1}. Teacher forcing alone trains every step on the teacher's states, which the student never
+sees when it samples on its own; its first step's error then reaches the later steps as inputs they were not
+trained on (exposure bias, Ning et al. 2023, "Input Perturbation Reduces Exposure Bias in Diffusion Models";
+scheduled sampling, Bengio et al. 2015). With forcing, the later steps learn to pull a state the student itself
+made back onto the teacher's trajectory. It costs up to N - 1 gradient-free forward passes for the forced examples.
 
 Under torchrun each rank builds and reads its own chunks. A resumed run reloads the chunks on disk and carries on
 filling the bank, so no teacher sample is lost or recomputed; the bank is not part of the checkpoint (its chunks
@@ -192,7 +192,7 @@ class TrajectoryDistillationObjective:
         run = guided(denoiser, 1.0, self.student_threshold)
         for step in range(int(j.max()) if len(j) else 0):
             live = (j > step).to(dev)
-            sub = Cond(text=cond.text[live], mask=cond.mask[live])
+            sub = cond.map(lambda t: t[live])
             s, s_next = self.grid[step], self.grid[step + 1]
             n = int(live.sum())
             x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
@@ -209,15 +209,12 @@ class TrajectoryDistillationObjective:
         cond = Cond(text=self.bank.text[k].to(dev, batch.text.dtype), mask=self.bank.mask[k].to(dev))
         if self.student_forcing > 0:
             forced = (_rand(b, generator, "cpu") < self.student_forcing) & torch.isin(j, self.forcing_steps)
-            if forced.any():
-                fk, fj = k[forced], j[forced]
-                sub = Cond(text=cond.text[forced.to(dev)], mask=cond.mask[forced.to(dev)])
-                own = self.rollout(denoiser, fk, fj, sub, batch.image.dtype)
-                x = x.clone()
-                x[forced.to(dev)] = own
-                target = target.clone()
-                target[forced.to(dev)] = landing_target(own.cpu(), self.bank.x[fk, fj + 1], self.grid[fj],
-                                                        self.grid[fj + 1]).to(dev)
+            if forced.any():                          # x and target are this call's own copies of the bank's rows
+                fk, fj, rows = k[forced], j[forced], forced.to(dev)
+                own = self.rollout(denoiser, fk, fj, cond.map(lambda t: t[rows]), batch.image.dtype)
+                x[rows] = own
+                target[rows] = landing_target(own.cpu(), self.bank.x[fk, fj + 1], self.grid[fj],
+                                              self.grid[fj + 1]).to(dev)
         student = denoiser(x.to(batch.image.dtype), sigma.to(batch.image.dtype), cond)
         err = (student.float() - target).pow(2).flatten(1).mean(1)                         # (B,)
         return err * (sigma.float().pow(-2) + 1)
