@@ -44,13 +44,20 @@ def alone_vs_batch(pipe, batched) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def demo_args(doc: str, name: str, repeats: int) -> argparse.Namespace:
+    """The flags of the scripts that time the ``make demo`` call (--threads, default 2; --repeats; --out, default
+    benchmarks/results/NAME.json), parsed, with torch's threads set."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/demo_modes.json"))
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = demo_args(__doc__, "demo_modes", repeats=2)
     pipe = Pipeline.from_pretrained()
     pipe(DEMO_PROMPTS[:2], seed=0, steps=2)                                   # warm-up
     times, outs = time_modes(pipe, args.repeats)

@@ -12,15 +12,13 @@ fastest setup within 10%", "Quantization" and "Trajectory distillation"). Prints
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from demo_modes import DEMO_PROMPTS          # the `make demo` prompts (benchmarks/ is on the path of a script here)
+from demo_modes import DEMO_PROMPTS, demo_args  # the `make demo` prompts; benchmarks/ is on a script's path
 
 from openimagen import Pipeline
 from openimagen.pipeline.io import write_json
@@ -42,12 +40,7 @@ def setups(threads: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_setups.json"))
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = demo_args(__doc__, "fast_setups", repeats=3)
     runs = setups(args.threads)
     calls = {"8 images (make demo)": DEMO_PROMPTS, "1 image": DEMO_PROMPTS[:1]}
     rows = {}

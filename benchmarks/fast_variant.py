@@ -9,27 +9,20 @@ Prints a table, writes JSON.
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from demo_modes import DEMO_PROMPTS          # the `make demo` prompts (benchmarks/ is on the path of a script here)
+from demo_modes import DEMO_PROMPTS, demo_args  # the `make demo` prompts; benchmarks/ is on a script's path
 
 from openimagen import Pipeline
 from openimagen.pipeline.io import write_json
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_variant.json"))
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = demo_args(__doc__, "fast_variant", repeats=3)
     pipes = {"default": Pipeline.from_pretrained(), "fast": Pipeline.from_pretrained(variant="fast")}
     calls = {"8 images (make demo)": DEMO_PROMPTS, "1 image": DEMO_PROMPTS[:1]}
     rows = {}
