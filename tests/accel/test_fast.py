@@ -1,7 +1,10 @@
 """Issue 15, point 6: ``--fast`` builds the model's float32 ONNX graphs once into the cache and runs through them
 (int8 graphs are tested in test_quantize.py); generate, edit and bench take it; bad combinations are one line."""
+import contextlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ pytest.importorskip("onnxruntime")
 from openimagen.accel.fast import cache_root, fast_export, use_fast  # noqa: E402
 from openimagen.accel.onnx import META, OnnxNet  # noqa: E402
 from openimagen.errors import InvalidArgumentError  # noqa: E402
+from openimagen.pipeline import Pipeline  # noqa: E402
 from tests.pipeline.fixtures import tiny_pipeline  # noqa: E402
 
 
@@ -23,15 +27,28 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "xdg" / "openimagen"
 
 
-def test_fast_builds_the_float32_export_once_and_runs_through_it(tmp_path):
-    pipe = tiny_pipeline()
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A --fast cache that holds the tiny pipeline's float32 graphs, built once for this module (with the message
+    the CLI shows) and the reference images from PyTorch, for the tests below."""
+    root = tmp_path_factory.mktemp("fast-cache")
+    model = tiny_pipeline().save_pretrained(root.parent / f"{root.name}-model")
+    pipe = Pipeline.from_pretrained(model)                  # the hash of a saved model, as the CLI loads it
     ref = pipe(["a red circle"], steps=3, seed=1).stages[-1]
-    use_fast(pipe, root=tmp_path, quiet=True)
-    folder = tmp_path / "onnx" / f"{pipe.model_hash[:16]}-fp32"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        use_fast(pipe, root=root)
+    return root, pipe, ref, err.getvalue(), model
+
+
+def test_fast_builds_the_float32_export_once_and_runs_through_it(cache):
+    root, pipe, ref, message, model = cache
+    assert message.startswith("--fast: building the ONNX graphs") and message.count("\n") == 1
+    folder = root / "onnx" / f"{pipe.model_hash[:16]}-fp32"
     meta = json.loads((folder / META).read_text())
     assert "int8" not in meta and all(isinstance(st.denoiser.net, OnnxNet) for st in pipe.stages)
     stamp = (folder / META).stat().st_mtime_ns
-    assert fast_export(tiny_pipeline(), root=tmp_path) == folder and (folder / META).stat().st_mtime_ns == stamp
+    assert fast_export(Pipeline.from_pretrained(model), root=root) == folder and (folder / META).stat().st_mtime_ns == stamp
     got = pipe(["a red circle"], steps=3, seed=1).stages[-1]
     assert float((got - ref).abs().max()) <= 1e-3                    # float32 graphs: the same images
 
@@ -43,15 +60,17 @@ def test_fast_refuses_a_cache_it_cannot_write(tmp_path):
         use_fast(tiny_pipeline(), root=blocker, quiet=True)
 
 
-def test_cli_fast(tmp_path):
-    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+def test_cli_fast(cache, tmp_path):
+    """The CLI finds the graphs that the fixture built for the same saved model in OPENIMAGEN_CACHE."""
+    model = cache[4]
+    shutil.copytree(cache[0], tmp_path / "cache")
     env = {**os.environ, "OPENIMAGEN_CACHE": str(tmp_path / "cache")}
     run = lambda *a: subprocess.run([sys.executable, "-m", "openimagen", *a], capture_output=True, text=True,
                                     timeout=600, env=env)
     gen = run("generate", "a red circle", "--model", str(model), "--fast", "--steps", "2",
               "-o", str(tmp_path / "x.png"), "--no-progress", "--no-policy")
     assert gen.returncode == 0, gen.stderr[-2000:]
-    assert "--fast: building" in gen.stderr and (tmp_path / "x.png").stat().st_size > 0
+    assert "building" not in gen.stderr and (tmp_path / "x.png").stat().st_size > 0
     bench = run("bench", "--model", str(model), "--fast", "--steps", "2", "--batch-sizes", "1", "--repeats", "1",
                 "--out", str(tmp_path / "b.json"), "--no-progress")
     assert bench.returncode == 0 and "building" not in bench.stderr, bench.stderr[-2000:]
@@ -64,11 +83,11 @@ def test_cli_fast(tmp_path):
     assert gpu.returncode == 2 and gpu.stderr.count("\n") == 1 and "float32" in gpu.stderr
 
 
-def test_service_built_fast_runs_the_onnx_graphs(tmp_path, monkeypatch):
+def test_service_built_fast_runs_the_onnx_graphs(cache, tmp_path, monkeypatch):
     from openimagen.serve.app import build_app
 
-    monkeypatch.setenv("OPENIMAGEN_CACHE", str(tmp_path / "cache"))
-    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+    monkeypatch.setenv("OPENIMAGEN_CACHE", str(cache[0]))
+    model = cache[4]                                        # its graphs are in the cache: no second build
     app = build_app(model=str(model), fast=True, policy=None)
     assert all(isinstance(st.denoiser.net, OnnxNet) for st in app.state.service.pipe.stages)
     run = subprocess.run([sys.executable, "-m", "openimagen", "serve", "--model", str(model), "--fast", "--lora",

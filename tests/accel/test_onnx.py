@@ -1,6 +1,7 @@
 """Issue 15, point 2: each stage's network exported to ONNX, the whole cascade through ONNX Runtime, with parity
 to PyTorch (max |difference| <= 1e-3 on the tiny cascade), refused for other weights, and the CLI round trip."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 
 from openimagen.accel.onnx import META, OnnxNet, export_onnx, use_onnx
 from openimagen.errors import InvalidArgumentError, ModelLoadError
+from openimagen.pipeline import Pipeline
 from tests.pipeline.fixtures import tiny_pipeline
 
 pytest.importorskip("onnxruntime")
@@ -15,13 +17,15 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
-    meta = export_onnx(tiny_pipeline(), folder)
-    return folder, meta
+    """The tiny cascade saved as a model folder (weights hashed as the CLI loads them) and its export."""
+    root = tmp_path_factory.mktemp("onnx")
+    model = tiny_pipeline().save_pretrained(root / "model")
+    meta = export_onnx(Pipeline.from_pretrained(model), root / "tiny-onnx")
+    return root / "tiny-onnx", meta, model
 
 
 def test_export_writes_a_graph_per_stage_with_its_measured_parity(exported):
-    folder, meta = exported
+    folder, meta, _ = exported
     assert sorted(p.name for p in folder.iterdir()) == [META, "stage0_base.onnx", "stage1_sr.onnx"]
     assert json.loads((folder / META).read_text()) == meta
     for name, info in meta["stages"].items():
@@ -30,7 +34,7 @@ def test_export_writes_a_graph_per_stage_with_its_measured_parity(exported):
 
 
 def test_cascade_through_onnx_runtime_matches_pytorch(exported):
-    pipe = tiny_pipeline()
+    pipe = Pipeline.from_pretrained(exported[2])
     settings = dict(prompts=["a red circle", "two blue squares", ""], steps=4, seed=3, guidance=3.0,
                     batch_invariant=False)                               # one batch of 3: the dynamic batch axis
     ref = pipe(**settings).stages
@@ -59,13 +63,12 @@ def test_export_never_overwrites_what_is_not_an_export(exported, tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
-def test_cli_export_then_generate_with_onnx(tmp_path):
-    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+def test_cli_generates_with_an_export_and_refuses_to_overwrite_it(exported, tmp_path):
+    """The CLI's own export is run by the variant test below; here the module's export (same weights) is reused."""
+    model = exported[2]
+    shutil.copytree(exported[0], tmp_path / "onnx")
     run = lambda *a: subprocess.run([sys.executable, "-m", "openimagen", *a], capture_output=True, text=True,
                                     timeout=600)
-    done = run("export-onnx", str(model), "-o", str(tmp_path / "onnx"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "max |ONNX - PyTorch|" in done.stdout
     again = run("export-onnx", str(model), "-o", str(tmp_path / "onnx"))
     assert again.returncode == 2 and again.stderr.startswith("error: ") and "--overwrite" in again.stderr
     gen = run("generate", "a red circle", "--model", str(model), "--onnx", str(tmp_path / "onnx"), "--steps", "2",
@@ -91,6 +94,7 @@ def test_cli_exports_a_variant_and_generates_with_it(tmp_path):
                                     timeout=600)
     done = run("export-onnx", str(model), "--variant", "fast", "-o", str(tmp_path / "onnx"))
     assert done.returncode == 0 and "--variant fast --onnx" in done.stdout, done.stderr[-2000:]
+    assert "max |ONNX - PyTorch|" in done.stdout
     gen = run("generate", "a red circle", "--model", str(model), "--variant", "fast", "--onnx", str(tmp_path / "onnx"),
               "--steps", "2", "-o", str(tmp_path / "x.png"), "--no-progress", "--no-policy")
     assert gen.returncode == 0, gen.stderr[-2000:]

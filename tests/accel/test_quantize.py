@@ -51,13 +51,15 @@ def test_int8_cascade_stays_within_a_stated_bound_of_float32(exports):
     assert 0 < diff <= 0.1 * float((other_seed - ref).abs().mean()), diff
 
 
-def test_quantize_export_returns_a_new_record_and_leaves_the_callers_as_it_was(tmp_path):
+def test_quantize_export_returns_a_new_record_and_leaves_the_callers_as_it_was(exports, tmp_path):
     import copy
+    import shutil
 
     from openimagen.accel.quantize import quantize_export
 
     pipe = tiny_pipeline()
-    meta = export_onnx(pipe, tmp_path / "x")
+    shutil.copytree(exports[0], tmp_path / "x")                 # the fixture's float32 export: no second export
+    meta = json.loads((tmp_path / "x" / META).read_text())
     before = copy.deepcopy(meta)
     out = quantize_export(pipe, tmp_path / "x", meta, prompts=["a red circle"])
     assert meta == before and "int8" not in meta
