@@ -4,11 +4,13 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -27,30 +29,38 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "xdg" / "openimagen"
 
 
+class Built(NamedTuple):
+    root: Path                  # the --fast cache (OPENIMAGEN_CACHE) holding the model's float32 graphs
+    model: Path                 # the tiny cascade, saved
+    pipe: Pipeline              # that model, loaded, running through the graphs
+    ref: torch.Tensor           # its PyTorch images before the graphs were swapped in
+    message: str                # what the build wrote to stderr
+
+
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A --fast cache that holds the tiny pipeline's float32 graphs, built once for this module (with the message
-    the CLI shows) and the reference images from PyTorch, for the tests below."""
+def built(tmp_path_factory) -> Built:
+    """The tiny cascade saved and loaded as the CLI loads it (so its model hash is the CLI's), its --fast graphs
+    built once for this module; the tests below read that cache instead of building their own."""
     root = tmp_path_factory.mktemp("fast-cache")
-    model = tiny_pipeline().save_pretrained(root.parent / f"{root.name}-model")
-    pipe = Pipeline.from_pretrained(model)                  # the hash of a saved model, as the CLI loads it
+    model = tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("fast-model") / "model")
+    pipe = Pipeline.from_pretrained(model)
     ref = pipe(["a red circle"], steps=3, seed=1).stages[-1]
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         use_fast(pipe, root=root)
-    return root, pipe, ref, err.getvalue(), model
+    return Built(root, model, pipe, ref, err.getvalue())
 
 
-def test_fast_builds_the_float32_export_once_and_runs_through_it(cache):
-    root, pipe, ref, message, model = cache
-    assert message.startswith("--fast: building the ONNX graphs") and message.count("\n") == 1
-    folder = root / "onnx" / f"{pipe.model_hash[:16]}-fp32"
+def test_fast_builds_the_float32_export_once_and_runs_through_it(built):
+    assert built.message.startswith("--fast: building the ONNX graphs") and built.message.count("\n") == 1
+    folder = built.root / "onnx" / f"{built.pipe.model_hash[:16]}-fp32"
     meta = json.loads((folder / META).read_text())
-    assert "int8" not in meta and all(isinstance(st.denoiser.net, OnnxNet) for st in pipe.stages)
+    assert "int8" not in meta and all(isinstance(st.denoiser.net, OnnxNet) for st in built.pipe.stages)
     stamp = (folder / META).stat().st_mtime_ns
-    assert fast_export(Pipeline.from_pretrained(model), root=root) == folder and (folder / META).stat().st_mtime_ns == stamp
-    got = pipe(["a red circle"], steps=3, seed=1).stages[-1]
-    assert float((got - ref).abs().max()) <= 1e-3                    # float32 graphs: the same images
+    assert fast_export(Pipeline.from_pretrained(built.model), root=built.root) == folder
+    assert (folder / META).stat().st_mtime_ns == stamp                 # found in the cache, not written again
+    got = built.pipe(["a red circle"], steps=3, seed=1).stages[-1]
+    assert float((got - built.ref).abs().max()) <= 1e-3              # float32 graphs: the same images
 
 
 def test_fast_refuses_a_cache_it_cannot_write(tmp_path):
@@ -60,11 +70,10 @@ def test_fast_refuses_a_cache_it_cannot_write(tmp_path):
         use_fast(tiny_pipeline(), root=blocker, quiet=True)
 
 
-def test_cli_fast(cache, tmp_path):
+def test_cli_fast(built, tmp_path):
     """The CLI finds the graphs that the fixture built for the same saved model in OPENIMAGEN_CACHE."""
-    model = cache[4]
-    shutil.copytree(cache[0], tmp_path / "cache")
-    env = {**os.environ, "OPENIMAGEN_CACHE": str(tmp_path / "cache")}
+    model = built.model
+    env = {**os.environ, "OPENIMAGEN_CACHE": str(built.root)}
     run = lambda *a: subprocess.run([sys.executable, "-m", "openimagen", *a], capture_output=True, text=True,
                                     timeout=600, env=env)
     gen = run("generate", "a red circle", "--model", str(model), "--fast", "--steps", "2",
@@ -83,11 +92,11 @@ def test_cli_fast(cache, tmp_path):
     assert gpu.returncode == 2 and gpu.stderr.count("\n") == 1 and "float32" in gpu.stderr
 
 
-def test_service_built_fast_runs_the_onnx_graphs(cache, tmp_path, monkeypatch):
+def test_service_built_fast_runs_the_onnx_graphs(built, tmp_path, monkeypatch):
     from openimagen.serve.app import build_app
 
-    monkeypatch.setenv("OPENIMAGEN_CACHE", str(cache[0]))
-    model = cache[4]                                        # its graphs are in the cache: no second build
+    monkeypatch.setenv("OPENIMAGEN_CACHE", str(built.root))
+    model = built.model                                     # its graphs are in the cache: no second build
     app = build_app(model=str(model), fast=True, policy=None)
     assert all(isinstance(st.denoiser.net, OnnxNet) for st in app.state.service.pipe.stages)
     run = subprocess.run([sys.executable, "-m", "openimagen", "serve", "--model", str(model), "--fast", "--lora",
