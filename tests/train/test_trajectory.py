@@ -224,3 +224,35 @@ def test_student_forcing_is_checked_at_the_boundary(assets, tmp_path):
     with pytest.raises(ConfigError, match="distill.student_forcing is for trajectory distillation, not progressive"):
         run_config(assets, tmp_path, distill={"kind": "progressive", "student_steps": 4, "student_forcing": 0.5},
                    **kw)
+
+
+def test_a_deeper_student_starts_as_its_teacher_and_a_shallower_one_is_refused(assets, tmp_path):
+    """A student with more ResBlocks per level than its teacher (stage.unet num_res_blocks) starts from the teacher's
+    weights, its extra blocks identities (zero last convolution): it computes exactly what the teacher computes,
+    while the extra blocks' other weights are random (so they train). Fewer blocks or other levels: one line."""
+    from openimagen.train.trainer import Trainer
+
+    teacher_dir = _teacher(assets, tmp_path)
+    sampling = {"sampler": "ddim", "steps": 1, "guidance": 1.0, "spacing": "time", "threshold": "static"}
+    distill = {"kind": "trajectory", "student_steps": 1, "teacher_steps": 2, "trajectories": 2}
+    deeper = {"preset": "tiny", "overrides": {"text_dim": 16, "num_res_blocks": [2, 3]}}
+    trainer = Trainer(run_config(assets, tmp_path / "run", init={"model": str(teacher_dir)},
+                                 stage={"sampling": sampling, "unet": deeper}, distill=distill))
+    student, teacher = trainer.stage.denoiser, trainer.teacher.denoiser
+    assert student.net.config.num_res_blocks == (2, 3) and teacher.net.config.num_res_blocks == (1, 1)
+    extra = student.net.down[1].res[2]
+    assert extra.conv2.weight.abs().sum() == 0 and extra.conv1.weight.abs().sum() > 0
+    x, sigma = torch.randn(3, 3, 16, 16), torch.tensor([0.3, 1.0, 5.0])
+    cond = Cond(text=torch.randn(3, 5, 16), mask=torch.ones(3, 5, dtype=torch.bool))
+    with torch.no_grad():
+        torch.testing.assert_close(student(x, sigma, cond), teacher(x, sigma, cond), rtol=0, atol=1e-6)
+        student.net.down[1].res[2].conv2.bias.fill_(0.1)            # the extra block is on the student's path
+        assert not torch.allclose(student(x, sigma, cond), teacher(x, sigma, cond), atol=1e-3)
+    other = {"preset": "tiny", "overrides": {"text_dim": 16, "num_res_blocks": [1, 1, 1], "channel_mults": [1, 2, 2]}}
+    with pytest.raises(ConfigError, match=r"num_res_blocks \[1, 1, 1\] cannot start from .*'s \[1, 1\]: it needs"):
+        Trainer(run_config(assets, tmp_path / "run2", init={"model": str(teacher_dir)},
+                           stage={"sampling": sampling, "unet": other}, distill=distill))
+    from openimagen.train.init import check_growth
+
+    with pytest.raises(ConfigError, match=r"num_res_blocks \[1, 2\] cannot start from T's \[2, 2\]"):
+        check_growth((2, 2), (1, 2), "T")                          # fewer blocks than the source on a level

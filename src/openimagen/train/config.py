@@ -175,7 +175,10 @@ class DistillSection:
     (openimagen.train.trajectory), at the student steps ``student_forcing_steps`` (0-based, each in 1..N-1;
     default: all of them). The student starts as the teacher
     unless ``student_init`` names another stage folder of init.model (a variant's included), such as a student
-    trained earlier that a new teacher setting continues; it must be the run's stage like the teacher."""
+    trained earlier that a new teacher setting continues; it must be the run's stage like the teacher, except that
+    the student's U-Net (the run's) may be deeper than the teacher's and ``student_init``'s
+    (more ResBlocks per level, ``stage.unet`` num_res_blocks; the extra blocks start as identities,
+    openimagen.train.init.zero_grown_blocks)."""
     kind: _one_of("guidance", "progressive", "trajectory") = "guidance"
     guidance_min: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     guidance_max: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 8.0

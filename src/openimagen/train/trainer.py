@@ -125,15 +125,18 @@ class Trainer:
             from openimagen.train.init import init_weights           # starts as it (plus a zero guidance embedding)
 
             teacher_config = replace(self.stage_config, unet=replace(self.stage_config.unet, guidance_cond=False))
-            source = init_weights(cfg, teacher_config, self.run_dir)
+            source = init_weights(cfg, teacher_config, self.run_dir, grow=True)   # the student may be deeper
+            teacher_config = replace(teacher_config, unet=replace(teacher_config.unet,
+                                                                  num_res_blocks=source.config.unet.num_res_blocks))
             self.teacher = Stage(teacher_config)
             load_state_into(self.teacher.denoiser.net, source.weights, Path(cfg.init.model))
             if self.ckpt is None:
                 student = source
                 if cfg.distill.student_init is not None:             # the student continues another stage
                     student = init_weights(cfg, self.stage_config, self.run_dir, cfg.distill.student_init,
-                                           "distill.student_init")
-                load_into_student(self.stage.denoiser.net, student.weights, Path(cfg.init.model))
+                                           "distill.student_init", grow=True)
+                load_into_student(self.stage.denoiser.net, student.weights, Path(cfg.init.model),
+                                  student.config.unet.num_res_blocks)
                 teacher_steps = (f"{cfg.distill.teacher_steps} {cfg.distill.teacher_sampler}"
                                  if cfg.distill.kind == "trajectory" else f"{2 * cfg.distill.student_steps} DDIM")
                 self.monitor.write(source.describe() + ("; distilling it into a student with a guidance input"
@@ -413,10 +416,18 @@ class Trainer:
         return path
 
 
-def load_into_student(net: torch.nn.Module, weights: dict, source: Path) -> None:
-    """A teacher's weights into a student that has the same network plus a zero-initialised guidance embedding:
-    everything else must match exactly (names, shapes), the embedding keeps its initial values."""
-    load_state_into(net, weights, source, keep_new=("guidance_emb.",))
+def load_into_student(net: torch.nn.Module, weights: dict, source: Path,
+                      source_blocks: Optional[tuple[int, ...]] = None) -> None:
+    """A teacher's weights into a student that has the same network plus a zero-initialised guidance embedding
+    and, when ``source_blocks`` (the source U-Net's ResBlocks per level) is given and smaller than the student's
+    ``num_res_blocks``, extra ResBlocks that start as identities (openimagen.train.init.zero_grown_blocks): so the
+    student starts computing exactly what its source computes. Everything else must match exactly (names,
+    shapes); ModelLoadError otherwise."""
+    from openimagen.train.init import grown_blocks, zero_grown_blocks
+
+    grown = grown_blocks(source_blocks, net.config.num_res_blocks) if source_blocks is not None else ()
+    load_state_into(net, weights, source, keep_new=("guidance_emb.",) + grown)
+    zero_grown_blocks(net, grown)
 
 
 def train(cfg: RunConfig, *, run_dir=None, resume=None, objective: Optional[Objective] = None) -> TrainResult:
