@@ -16,9 +16,11 @@ def dataclass_from_dict(cls, d: Any, what: str):
     pydantic-checked settings such as ``SamplingConfig``, the field and value that fail their type or range)."""
     if not isinstance(d, dict):
         raise ConfigError(f"{what} must be a mapping, got {type(d).__name__}")
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ConfigError(f"unknown {what} key(s): {', '.join(sorted(unknown))}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:                                  # repr: a key may hold a newline or be a number
+        raise ConfigError(f"unknown {what} key(s): {', '.join(repr(k) for k in sorted(unknown, key=str))} (valid: "
+                          f"{', '.join(sorted(known))})")
     try:
         return cls(**d)
     except TypeError as e:

@@ -117,7 +117,8 @@ class StageConfig:
             raise ConfigError(f"stage config must be a JSON object, got {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise ConfigError(f"unknown stage config key(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown stage config key(s): {', '.join(repr(k) for k in sorted(unknown, key=str))} "
+                              f"(valid: {', '.join(f.name for f in fields(cls))})")
         for key in ("unet", "resolution"):
             if key not in d:
                 raise ConfigError(f"stage config is missing {key!r}")
