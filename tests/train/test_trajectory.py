@@ -256,3 +256,38 @@ def test_a_deeper_student_starts_as_its_teacher_and_a_shallower_one_is_refused(a
 
     with pytest.raises(ConfigError, match=r"num_res_blocks \[1, 2\] cannot start from T's \[2, 2\]"):
         check_growth((2, 2), (1, 2), "T")                          # fewer blocks than the source on a level
+
+
+@pytest.mark.parametrize("backprop", [False, True])
+def test_student_forcing_backprop_trains_the_first_step_through_the_second(tmp_path, backprop):
+    """A student x0 = p x (one parameter), every example forced at step 1: the loss's gradient in p is the closed
+    form's, with the student's first step inside the graph (backprop) or held constant (otherwise)."""
+    obj = TrajectoryDistillationObjective(_Teacher(), SamplingConfig(sampler="ddim", steps=8, guidance=1.0,
+                                                                     spacing="time"),
+                                          SCHEDULE, 4, 4, tmp_path / "bank", student_forcing=1.0,
+                                          student_threshold="none", student_forcing_steps=(1,),
+                                          student_forcing_backprop=backprop)
+    n, b = 4, 64
+    x = torch.randn(n, 5, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    obj.bank = TrajectoryBank(x, torch.randn(n, 2, 3), torch.ones(n, 2, dtype=torch.bool))
+    batch = TrainBatch(image=torch.zeros(b, 3, 4, 4), text=torch.zeros(b, 2, 3), mask=torch.ones(b, 2, dtype=bool))
+    p = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    loss = obj(lambda x, sigma, cond: p.float() * x, batch, torch.Generator().manual_seed(11)).sum()
+    (grad,) = torch.autograd.grad(loss, p)
+
+    replay = torch.Generator().manual_seed(11)
+    k = (torch.rand(b, generator=replay) * n).long().clamp(max=n - 1)
+    j = (torch.rand(b, generator=replay) * 4).long().clamp(max=3)
+    forced = j == 1
+    assert forced.any() and (~forced).any()
+    q = p.detach().clone().requires_grad_(True)
+    g = obj.grid.double()
+    x0 = x[k, 0].double()
+    first = (q if backprop else q.detach()) * x0
+    own = first + (g[1] / g[0]) * (x0 - first)                                    # one DDIM step of the student
+    start = torch.where(forced.reshape(-1, 1, 1, 1), own, x[k, j].double())
+    sj, sn = g[j].reshape(-1, 1, 1, 1), g[j + 1].reshape(-1, 1, 1, 1)
+    target = (x[k, j + 1].double() - (sn / sj) * start) / (1 - sn / sj)
+    expected = ((q * start - target).pow(2).flatten(1).mean(1) * (g[j].pow(-2) + 1)).sum()
+    (want,) = torch.autograd.grad(expected, q)
+    torch.testing.assert_close(grad, want, rtol=1e-3, atol=0)

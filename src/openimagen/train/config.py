@@ -173,7 +173,8 @@ class DistillSection:
     sampled trajectories per rank; the student samples as a progressive one; ``student_forcing`` p: the share of
     the examples past the first step that start from the student's own state instead of the teacher's
     (openimagen.train.trajectory), at the student steps ``student_forcing_steps`` (0-based, each in 1..N-1;
-    default: all of them). The student starts as the teacher
+    default: all of them); ``student_forcing_backprop``: their loss also reaches the student's earlier steps
+    (backpropagation through its own steps). The student starts as the teacher
     unless ``student_init`` names another stage folder of init.model (a variant's included), such as a student
     trained earlier that a new teacher setting continues; it must be the run's stage like the teacher, except that
     the student's U-Net (the run's) may be deeper than the teacher's and ``student_init``'s
@@ -189,6 +190,7 @@ class DistillSection:
     trajectories: Annotated[int, Field(ge=1, le=10_000_000), PlainNumber, Strict()] = 4096  # trajectory only
     student_forcing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     student_forcing_steps: Optional[tuple[Annotated[int, Field(ge=1, le=511), PlainNumber, Strict()], ...]] = None
+    student_forcing_backprop: Bool = False        # forced examples' loss also trains the student's earlier steps
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 
@@ -300,6 +302,9 @@ class RunConfig:
                 if got != want:
                     raise ConfigError(f"a {self.distill.kind} student samples as it was trained: set stage.sampling "
                                       f"to {want} (got {got})")
+            if self.distill.student_forcing_backprop and not self.distill.student_forcing:
+                raise ConfigError("distill.student_forcing_backprop trains through the forced examples' own steps: "
+                                  "set distill.student_forcing > 0")
             if self.distill.kind != "trajectory" and self.distill.student_forcing:
                 raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]

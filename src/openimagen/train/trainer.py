@@ -184,7 +184,8 @@ class Trainer:
                                                             self.run_dir / "trajectories", d.rank,
                                                             cfg.distill.student_forcing,
                                                             self.stage_config.sampling.threshold,
-                                                            cfg.distill.student_forcing_steps)
+                                                            cfg.distill.student_forcing_steps,
+                                                            cfg.distill.student_forcing_backprop)
             elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
                                                              cfg.distill.teacher_guidance,

@@ -33,6 +33,13 @@ sees when it samples on its own; its first step's error then reaches the later s
 trained on (exposure bias, Ning et al. 2023, "Input Perturbation Reduces Exposure Bias in Diffusion Models";
 scheduled sampling, Bengio et al. 2015). With forcing, the later steps learn to pull a state the student itself
 made back onto the teacher's trajectory. It costs up to N - 1 gradient-free forward passes for the forced examples.
+With ``student_forcing_backprop`` the student's own steps keep their graph: a forced example's loss at step j,
+(s_j^-2 + 1) |D_S(x'_j) - x0~(x'_j)|^2 = (s_j^-2 + 1) |x'_{j+1} - x_{j+1}|^2 / (1 - r)^2 with x'_{j+1} the student's
+state after j + 1 of its own steps, then also trains the earlier steps toward where the later ones land
+(backpropagation through the unrolled sampler, as when a sampler's few steps are trained end to end, Watson et al.
+2022, "Learning Fast Samplers for Diffusion Models by Differentiating Through Sample Quality"): the first step from
+pure noise learns the layout that its successor can carry onto the teacher's state, not only its own landing
+point. It costs the backward pass of those steps as well.
 
 Under torchrun each rank builds and reads its own chunks. A resumed run reloads the chunks on disk and carries on
 filling the bank, so no teacher sample is lost or recomputed; the bank is not part of the checkpoint (its chunks
@@ -140,7 +147,8 @@ class TrajectoryDistillationObjective:
 
     def __init__(self, teacher, teacher_sampling: SamplingConfig, schedule: Schedule, student_steps: int,
                  capacity: int, bank_dir: Path, rank: int = 0, student_forcing: float = 0.0,
-                 student_threshold: str = "static", student_forcing_steps: Optional[Sequence[int]] = None):
+                 student_threshold: str = "static", student_forcing_steps: Optional[Sequence[int]] = None,
+                 student_forcing_backprop: bool = False):
         if student_steps < 1 or teacher_sampling.steps % student_steps:
             raise ConfigError(f"the teacher's steps ({teacher_sampling.steps}) must be a multiple of the student's "
                               f"({student_steps})")
@@ -156,6 +164,7 @@ class TrajectoryDistillationObjective:
         if not 0.0 <= student_forcing <= 1.0:
             raise ConfigError(f"student_forcing is a probability in [0, 1], got {student_forcing}")
         self.student_forcing, self.student_threshold = float(student_forcing), student_threshold
+        self.student_forcing_backprop = bool(student_forcing_backprop)
         self.forcing_steps = torch.tensor(sorted(set(student_forcing_steps if student_forcing_steps is not None
                                                      else range(1, student_steps))), dtype=torch.long)
         if len(self.forcing_steps) and not 1 <= int(self.forcing_steps.min()) <= int(self.forcing_steps.max()) < \
@@ -182,21 +191,24 @@ class TrajectoryDistillationObjective:
         x, s = self.bank.x[k, j], self.grid[j]
         return x, s.float(), landing_target(x, self.bank.x[k, j + 1], s, self.grid[j + 1])
 
-    @torch.no_grad()
-    def rollout(self, denoiser, k: torch.Tensor, j: torch.Tensor, cond: Cond, dtype: torch.dtype) -> torch.Tensor:
+    def rollout(self, denoiser, k: torch.Tensor, j: torch.Tensor, cond: Cond, dtype: torch.dtype,
+                grad: bool = False) -> torch.Tensor:
         """The student's own states: from trajectory ``k``'s starting noise, ``j`` (each (B,) long) DDIM steps of
         ``denoiser`` at guidance 1, thresholded as the student samples; (B, C, H, W) float32 on ``cond``'s device.
-        Raises nothing; j = 0 gives the starting noise itself."""
+        ``grad``: keep the graph, so that a loss on the result reaches the network through every step taken (else
+        no gradient). Raises nothing; j = 0 gives the starting noise itself."""
         dev = cond.text.device
         x = self.bank.x[k, 0].to(dev)
         run = guided(denoiser, 1.0, self.student_threshold)
-        for step in range(int(j.max()) if len(j) else 0):
-            live = (j > step).to(dev)
-            sub = cond.map(lambda t: t[live])
-            s, s_next = self.grid[step], self.grid[step + 1]
-            n = int(live.sum())
-            x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
-            x[live] = ddim_step(x[live], x0, s.expand(n).to(dev), s_next.expand(n).to(dev)).float()
+        with torch.set_grad_enabled(grad):
+            for step in range(int(j.max()) if len(j) else 0):
+                live = (j > step).to(dev)
+                rows = live.nonzero().squeeze(1)
+                sub = cond.map(lambda t: t[live])
+                s, s_next = self.grid[step], self.grid[step + 1]
+                n = int(live.sum())
+                x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
+                x = x.index_put((rows,), ddim_step(x[live], x0, s.expand(n).to(dev), s_next.expand(n).to(dev)).float())
         return x
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
@@ -211,7 +223,8 @@ class TrajectoryDistillationObjective:
             forced = (_rand(b, generator, "cpu") < self.student_forcing) & torch.isin(j, self.forcing_steps)
             if forced.any():                          # x and target are this call's own copies of the bank's rows
                 fk, fj, rows = k[forced], j[forced], forced.to(dev)
-                own = self.rollout(denoiser, fk, fj, cond.map(lambda t: t[rows]), batch.image.dtype)
+                own = self.rollout(denoiser, fk, fj, cond.map(lambda t: t[rows]), batch.image.dtype,
+                                   grad=self.student_forcing_backprop)
                 x[rows] = own
                 target[rows] = landing_target(own.cpu(), self.bank.x[fk, fj + 1], self.grid[fj],
                                               self.grid[fj + 1]).to(dev)
