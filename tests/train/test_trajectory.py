@@ -224,6 +224,9 @@ def test_student_forcing_is_checked_at_the_boundary(assets, tmp_path):
     with pytest.raises(ConfigError, match="distill.student_forcing is for trajectory distillation, not progressive"):
         run_config(assets, tmp_path, distill={"kind": "progressive", "student_steps": 4, "student_forcing": 0.5},
                    **kw)
+    with pytest.raises(ConfigError, match="student_forcing_backprop .* set distill.student_forcing > 0"):
+        run_config(assets, tmp_path, distill={"kind": "trajectory", "student_steps": 4, "teacher_steps": 16,
+                                              "student_forcing_backprop": True}, **kw)
 
 
 def test_a_deeper_student_starts_as_its_teacher_and_a_shallower_one_is_refused(assets, tmp_path):
