@@ -52,25 +52,80 @@ class PatchDiscriminator(nn.Module):
     """Conditional patch discriminator (PatchGAN, Isola et al. 2017) with spectral norm on every convolution.
 
     Input: an image (B, C, R, R) in [-1, 1] and its low-res condition (B, C, r, r), upsampled bilinearly to R and
-    concatenated. Output: one logit per patch, (B, 1, R/8, R/8), float32. R must be a multiple of 8.
+    concatenated (``lowres_cond=False``: the image alone, ``lowres`` None). Output: one logit per patch,
+    (B, 1, R/8, R/8), float32. R must be a multiple of 8.
     """
 
-    def __init__(self, channels: int = 32, image_channels: int = 3, spectral: bool = True):
+    def __init__(self, channels: int = 32, image_channels: int = 3, spectral: bool = True, lowres_cond: bool = True):
         super().__init__()
         c, sn = channels, (spectral_norm if spectral else (lambda m: m))
-        layers, width = [], 2 * image_channels
+        self.lowres_cond = lowres_cond
+        layers, width = [], (2 if lowres_cond else 1) * image_channels
         for out in (c, 2 * c, 4 * c):
             layers += [sn(nn.Conv2d(width, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             width = out
         layers.append(sn(nn.Conv2d(width, 1, 3, padding=1)))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, image: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, lowres: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if not self.lowres_cond:
+            return self.net(image).float()
         up = F.interpolate(lowres, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return self.net(torch.cat([image, up.to(image.dtype)], dim=1)).float()
 
 
-class AdversarialObjective:
+class DiscriminatorState:
+    """What an objective with a discriminator shares: ``self.disc`` (a :class:`PatchDiscriminator`), ``self.opt``
+    (its Adam), ``self.r1_gamma``, ``self.d_steps`` and ``self._metrics``, set by the subclass; one D step, the
+    log's scalars, and D's state through the trainer's checkpoints."""
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
+        """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""
+        real = real.detach().requires_grad_(self.r1_gamma > 0)
+        d_real, d_fake = self.disc(real, lowres), self.disc(fake, lowres)
+        loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        if self.r1_gamma > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss = loss + self.r1_gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._metrics.update(d_loss=float(loss.detach()), d_real=float(d_real.detach().mean()),
+                             d_fake=float(d_fake.detach().mean()))
+        return float(loss.detach())
+
+    def metrics(self) -> dict:
+        """The last call's scalars: d_loss, d_real, d_fake (mean logits), g_adv, diffusion."""
+        return dict(self._metrics)
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict]:
+        """(tensors, JSON) of the discriminator and its optimiser, name-keyed, for the trainer's checkpoint."""
+        from openimagen.train.checkpoint import flatten_optimiser
+
+        names = [n for n, _ in self.disc.named_parameters()]
+        sd = self.opt.state_dict()
+        named = {"state": {names[i]: st for i, st in sd["state"].items()},
+                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
+        opt_tensors, opt_json = flatten_optimiser(named)
+        tensors = {**{f"disc/{k}": v for k, v in self.disc.state_dict().items()},
+                   **{f"opt/{k}": v for k, v in opt_tensors.items()}}
+        return tensors, {"optimiser": opt_json, "d_steps": self.d_steps}
+
+    def load_state(self, tensors: dict, meta: Optional[dict]) -> None:
+        from openimagen.train.checkpoint import unflatten_optimiser
+
+        self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc/")})
+        named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")},
+                                    (meta or {})["optimiser"])
+        self.d_steps = int((meta or {}).get("d_steps", 0))
+        index = {n: i for i, (n, _) in enumerate(self.disc.named_parameters())}
+        self.opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
+                                  "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                                                   for g in named["param_groups"]]})
+
+
+class AdversarialObjective(DiscriminatorState):
     """:class:`DiffusionObjective` plus a discriminator's loss on the x0 estimate (module docstring).
 
     ``weight``: the adversarial term's factor in the generator loss; ``r1_gamma``: the R1 penalty's;
@@ -134,48 +189,3 @@ class AdversarialObjective:
         x = init + float(sigmas[0]) * randn(init.shape, generator, init.device, init.dtype)
         den = LowresConsistency(denoiser, lowres) if self.consistency else denoiser
         return sample_ddim(den, x, sigmas, cond=replace(cond, drop=torch.zeros_like(cond.drop)))
-
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, lowres: torch.Tensor) -> float:
-        """One Adam step of D on hinge loss + R1 penalty; returns its loss. ``fake`` must be detached."""
-        real = real.detach().requires_grad_(self.r1_gamma > 0)
-        d_real, d_fake = self.disc(real, lowres), self.disc(fake, lowres)
-        loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        if self.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss = loss + self.r1_gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self._metrics.update(d_loss=float(loss.detach()), d_real=float(d_real.detach().mean()),
-                             d_fake=float(d_fake.detach().mean()))
-        return float(loss.detach())
-
-    def metrics(self) -> dict:
-        """The last call's scalars: d_loss, d_real, d_fake (mean logits), g_adv, diffusion."""
-        return dict(self._metrics)
-
-    # --- checkpoints ---------------------------------------------------------------------------------
-    def state(self) -> tuple[dict, dict]:
-        """(tensors, JSON) of the discriminator and its optimiser, name-keyed, for the trainer's checkpoint."""
-        from openimagen.train.checkpoint import flatten_optimiser
-
-        names = [n for n, _ in self.disc.named_parameters()]
-        sd = self.opt.state_dict()
-        named = {"state": {names[i]: st for i, st in sd["state"].items()},
-                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-        opt_tensors, opt_json = flatten_optimiser(named)
-        tensors = {**{f"disc/{k}": v for k, v in self.disc.state_dict().items()},
-                   **{f"opt/{k}": v for k, v in opt_tensors.items()}}
-        return tensors, {"optimiser": opt_json, "d_steps": self.d_steps}
-
-    def load_state(self, tensors: dict, meta: Optional[dict]) -> None:
-        from openimagen.train.checkpoint import unflatten_optimiser
-
-        self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc/")})
-        named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")},
-                                    (meta or {})["optimiser"])
-        self.d_steps = int((meta or {}).get("d_steps", 0))
-        index = {n: i for i, (n, _) in enumerate(self.disc.named_parameters())}
-        self.opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
-                                  "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
-                                                   for g in named["param_groups"]]})

@@ -191,6 +191,11 @@ class DistillSection:
     student_forcing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     student_forcing_steps: Optional[tuple[Annotated[int, Field(ge=1, le=511), PlainNumber, Strict()], ...]] = None
     student_forcing_backprop: Bool = False        # forced examples' loss also trains the student's earlier steps
+    # trajectory only: a discriminator's loss on the student's N-step samples against the bank's teacher samples
+    # (openimagen.train.adversarial_trajectory); 0 = off. Its factor, the rollouts per step, D-only steps at start
+    adversarial_weight: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
+    adversarial_samples: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 4
+    adversarial_warmup_steps: NonNegInt = 0
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 
@@ -305,6 +310,8 @@ class RunConfig:
             if self.distill.student_forcing_backprop and not self.distill.student_forcing:
                 raise ConfigError("distill.student_forcing_backprop trains through the forced examples' own steps: "
                                   "set distill.student_forcing > 0")
+            if self.distill.kind != "trajectory" and self.distill.adversarial_weight:
+                raise ConfigError(f"distill.adversarial_weight is for trajectory distillation, not {self.distill.kind}")
             if self.distill.kind != "trajectory" and self.distill.student_forcing:
                 raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]

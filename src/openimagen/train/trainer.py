@@ -179,13 +179,21 @@ class Trainer:
                 sampling = replace(self.stage_config.sampling, sampler=cfg.distill.teacher_sampler,
                                    steps=cfg.distill.teacher_steps, guidance=cfg.distill.teacher_guidance,
                                    spacing="time")
-                objective = TrajectoryDistillationObjective(teacher_stage, sampling, self.stage.schedule,
-                                                            cfg.distill.student_steps, cfg.distill.trajectories,
-                                                            self.run_dir / "trajectories", d.rank,
-                                                            cfg.distill.student_forcing,
-                                                            self.stage_config.sampling.threshold,
-                                                            cfg.distill.student_forcing_steps,
-                                                            cfg.distill.student_forcing_backprop)
+                args = (teacher_stage, sampling, self.stage.schedule, cfg.distill.student_steps,
+                        cfg.distill.trajectories, self.run_dir / "trajectories", d.rank, cfg.distill.student_forcing,
+                        self.stage_config.sampling.threshold, cfg.distill.student_forcing_steps,
+                        cfg.distill.student_forcing_backprop)
+                if cfg.distill.adversarial_weight > 0:
+                    if d.world > 1:
+                        raise ConfigError("distill.adversarial_weight runs in one process for now (the "
+                                          "discriminator has no gradient sync); launch it without torchrun")
+                    from openimagen.train.adversarial_trajectory import AdversarialTrajectoryObjective
+
+                    objective = AdversarialTrajectoryObjective(
+                        *args, weight=cfg.distill.adversarial_weight, samples=cfg.distill.adversarial_samples,
+                        warmup_steps=cfg.distill.adversarial_warmup_steps, device=d.device)
+                else:
+                    objective = TrajectoryDistillationObjective(*args)
             elif cfg.distill.kind == "progressive":
                 objective = ProgressiveDistillationObjective(teacher, diffusion, cfg.distill.student_steps,
                                                              cfg.distill.teacher_guidance,
