@@ -67,7 +67,7 @@ def test_a_run_checkpoints_and_resumes_its_discriminator_and_bad_settings_speak_
     teacher_dir = _teacher(assets, tmp_path)
     sampling = {"sampler": "ddim", "steps": 1, "guidance": 1.0, "spacing": "time", "threshold": "static"}
     distill = {"kind": "trajectory", "student_steps": 1, "teacher_steps": 2, "trajectories": 6,
-               "adversarial_weight": 0.1, "adversarial_samples": 2}
+               "adversarial_weight": 0.1, "adversarial_samples": 2, "adversarial_lr": 1e-3}
     kw = dict(init={"model": str(teacher_dir)}, seed=5, stage={"sampling": sampling}, distill=distill,
               train={"text_drop_prob": 0.0})
     first = train(run_config(assets, tmp_path / "run", max_steps=3, **kw))
@@ -75,6 +75,7 @@ def test_a_run_checkpoints_and_resumes_its_discriminator_and_bad_settings_speak_
     assert (ckpt / "objective.safetensors").is_file()
     resumed = Trainer(run_config(assets, tmp_path / "run", max_steps=4, **kw), resume=first.run_dir)
     assert isinstance(resumed.objective, AdversarialTrajectoryObjective) and resumed.objective.d_steps == 3
+    assert [g["lr"] for g in resumed.objective.opt.param_groups] == [1e-3]          # distill.adversarial_lr
     for k, v in resumed.objective.disc.state_dict().items():
         assert torch.isfinite(v).all(), k
     with pytest.raises(ConfigError, match="distill.adversarial_weight is for trajectory distillation, not progressive"):

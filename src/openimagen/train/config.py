@@ -192,10 +192,12 @@ class DistillSection:
     student_forcing_steps: Optional[tuple[Annotated[int, Field(ge=1, le=511), PlainNumber, Strict()], ...]] = None
     student_forcing_backprop: Bool = False        # forced examples' loss also trains the student's earlier steps
     # trajectory only: a discriminator's loss on the student's N-step samples against the bank's teacher samples
-    # (openimagen.train.adversarial_trajectory); 0 = off. Its factor, the rollouts per step, D-only steps at start
+    # (openimagen.train.adversarial_trajectory); 0 = off. Its factor, the rollouts per step, D-only steps at start,
+    # and the discriminator's learning rate
     adversarial_weight: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
     adversarial_samples: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 4
     adversarial_warmup_steps: NonNegInt = 0
+    adversarial_lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 2e-4  # D's Adam
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 

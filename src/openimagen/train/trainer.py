@@ -191,7 +191,8 @@ class Trainer:
 
                     objective = AdversarialTrajectoryObjective(
                         *args, weight=cfg.distill.adversarial_weight, samples=cfg.distill.adversarial_samples,
-                        warmup_steps=cfg.distill.adversarial_warmup_steps, device=d.device)
+                        warmup_steps=cfg.distill.adversarial_warmup_steps, lr=cfg.distill.adversarial_lr,
+                        device=d.device)
                 else:
                     objective = TrajectoryDistillationObjective(*args)
             elif cfg.distill.kind == "progressive":
