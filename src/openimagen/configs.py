@@ -16,17 +16,22 @@ def dataclass_from_dict(cls, d: Any, what: str):
     pydantic-checked settings such as ``SamplingConfig``, the field and value that fail their type or range)."""
     if not isinstance(d, dict):
         raise ConfigError(f"{what} must be a mapping, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
-    if unknown:                                  # repr: a key may hold a newline or be a number
-        raise ConfigError(f"unknown {what} key(s): {', '.join(repr(k) for k in sorted(unknown, key=str))} (valid: "
-                          f"{', '.join(sorted(known))})")
+    check_known_keys(cls, d, what)
     try:
         return cls(**d)
     except TypeError as e:
         raise ConfigError(f"bad {what}: {e}") from None
     except ValidationError as e:
         raise_one_line(e, ConfigError, d, what)
+
+
+def check_known_keys(cls, d: dict, what: str) -> None:
+    """ConfigError naming every key of ``d`` that is not a field of dataclass ``cls``, and the valid ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:                                  # repr: a key may hold a newline or be a number
+        raise ConfigError(f"unknown {what} key(s): {', '.join(repr(k) for k in sorted(unknown, key=str))} (valid: "
+                          f"{', '.join(sorted(known))})")
 
 
 def fields_omitting_later(obj, later) -> dict[str, Any]:

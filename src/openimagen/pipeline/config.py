@@ -16,13 +16,13 @@ SR stage), loaded with ``Pipeline.from_pretrained(path, variant="fast")`` or ``-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, ConfigDict, Field, Strict, WithJsonSchema
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from openimagen.configs import dataclass_from_dict, fields_omitting_later
+from openimagen.configs import check_known_keys, dataclass_from_dict, fields_omitting_later
 from openimagen.diffusion.guidance import THRESHOLDS
 from openimagen.diffusion.parameterization import PARAMETERIZATIONS, ParamConfig
 from openimagen.diffusion.schedules import SPACINGS, ScheduleConfig
@@ -115,10 +115,7 @@ class StageConfig:
     def from_dict(cls, d: dict) -> "StageConfig":
         if not isinstance(d, dict):
             raise ConfigError(f"stage config must be a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown stage config key(s): {', '.join(repr(k) for k in sorted(unknown, key=str))} "
-                              f"(valid: {', '.join(f.name for f in fields(cls))})")
+        check_known_keys(cls, d, "stage config")
         for key in ("unet", "resolution"):
             if key not in d:
                 raise ConfigError(f"stage config is missing {key!r}")
