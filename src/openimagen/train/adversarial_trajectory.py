@@ -56,13 +56,15 @@ class AdversarialTrajectoryObjective(DiscriminatorState, TrajectoryDistillationO
         k = (_rand(b, generator, "cpu")[:m] * n).long().clamp(max=n - 1)                      # the student's starts
         k_real = (_rand(b, generator, "cpu")[:m] * n).long().clamp(max=n - 1)                 # other teacher samples
         cond = Cond(text=self.bank.text[k].to(dev, batch.text.dtype), mask=self.bank.mask[k].to(dev))
+        training = torch.is_grad_enabled()                     # D steps (and counts) only when training
+        warm = bool(self.warmup_steps) and self.d_steps + training <= self.warmup_steps       # D alone this call
         fake = self.rollout(denoiser, k, torch.full((m,), self.steps), cond, batch.image.dtype,
-                            grad=torch.is_grad_enabled())                                     # (m, C, H, W)
+                            grad=training and not warm)            # the graph only where the term will use it
         real = self.bank.x[k_real, self.steps].to(dev, fake.dtype)
-        if torch.is_grad_enabled():
+        if training:
             self.discriminator_step(real, fake.detach(), None)
             self.d_steps += 1
-        if self.warmup_steps and self.d_steps <= self.warmup_steps:
+        if warm:
             self._metrics.update(g_adv=0.0)
             return loss
         self.disc.requires_grad_(False)
