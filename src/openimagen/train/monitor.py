@@ -21,6 +21,8 @@ class Monitor:
                  progress: bool):
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.bar = self.tb = None
+        self._tb_purge = None        # TensorBoard's writer opens on the first row logged, so a run that fails at
+        self._tb_wanted = False      # set-up leaves no empty tensorboard/ folder behind
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +38,15 @@ class Monitor:
             except ImportError:  # tensorboard is an optional dependency (extra "train")
                 self.write("tensorboard is not installed (pip install tensorboard); logging to metrics.jsonl only")
             else:
-                self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step or None)
+                self._tb_wanted, self._tb_purge = True, start_step or None
+
+    def _tensorboard(self):
+        """The run's SummaryWriter (opened on first use, under RUN/tensorboard), or None when not logging there."""
+        if self.tb is None and self._tb_wanted:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self._tb_purge)
+        return self.tb
 
     def _forget_after(self, step: int) -> None:
         """On resume, drop metrics rows logged after the checkpoint (the resumed run logs those steps again)."""
@@ -85,7 +95,7 @@ class Monitor:
                                 for k, v in row.items()}}
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
+        if self._tensorboard() is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):
                     self.tb.add_scalar(f"train/{k}", v, step)
@@ -99,8 +109,8 @@ class Monitor:
         path = self.run_dir / "samples" / f"step_{step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid = make_grid(images, cols)
-        grid.save(path)
-        if self.tb is not None:
+        atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
+        if self._tensorboard() is not None:
             import numpy as np
 
             self.tb.add_image("samples", np.asarray(grid), step, dataformats="HWC")
