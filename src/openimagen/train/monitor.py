@@ -34,7 +34,7 @@ class Monitor:
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                import torch.utils.tensorboard  # noqa: F401  (an import check: the writer opens on the first row)
             except ImportError:  # tensorboard is an optional dependency (extra "train")
                 self.write("tensorboard is not installed (pip install tensorboard); logging to metrics.jsonl only")
             else:
