@@ -75,6 +75,13 @@ def test_bad_stage_config_values_are_one_line_model_load_errors(saved, tmp_path,
     ({"stages": ["stage0_base"], "variants": {"fast": ["../outside_stage"]}}, "must be one folder name inside"),
     ({"stages": ["stage0_base"], "variants": {"fast": []}}, "should have at least 1 item"),
     ({"stages": ["stage0_base"], "variants": {"Fast mode": ["stage0_base"]}}, "should match pattern"),
+    ({"stages": ["stage0_base"], "variants": {"fast": ["stage0_base"]}, "variant_sampling": {"fast": [{"steps": 0}]}},
+     r"variant_sampling.fast\[0\].steps should be greater than or equal to 1"),
+    ({"stages": ["stage0_base"], "variants": {"fast": ["stage0_base"]}, "variant_sampling": {"fast": [{"stepz": 4}]}},
+     "unknown field 'variant_sampling.fast\\[0\\].stepz'"),
+    ({"stages": ["stage0_base"], "variants": {"fast": ["stage0_base"]}, "variant_sampling": {"fast": [{}, {}]}},
+     "has 2 entries; the variant has 1 stages"),
+    ({"stages": ["stage0_base"], "variant_sampling": {"fast": [{}]}}, "names variant 'fast', which variants does not"),
 ])
 def test_bad_pipeline_json_and_escaping_stage_paths(saved, tmp_path, pipeline_json, match):
     m = shutil.copytree(saved, tmp_path / "m")

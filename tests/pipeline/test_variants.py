@@ -68,3 +68,35 @@ def test_configs_without_variants_are_written_as_before():
     with_v = PipelineConfig(stages=("a", "b"), variants={"fast": ("c", "b")})
     assert with_v.to_dict()["variants"] == {"fast": ["c", "b"]}
     assert PipelineConfig.from_dict(with_v.to_dict()) == with_v
+
+
+def test_a_variant_may_sample_a_shared_stage_its_own_way(model_with_variant, tmp_path):
+    """pipeline.json ``variant_sampling``: the variant's stage defaults over the folder's own, the main cascade's
+    untouched; a request's overrides still win; the hash (and so every record) tells the two apart."""
+    m = shutil.copytree(model_with_variant, tmp_path / "m")
+    cfg = json.loads((m / "pipeline.json").read_text())
+    cfg["variant_sampling"] = {"fast": [{}, {"steps": 3, "sampler": "ddim"}]}
+    (m / "pipeline.json").write_text(json.dumps(cfg))
+    plain = Pipeline.from_pretrained(m, text_encoder=encoder())
+    fast = Pipeline.from_pretrained(m, text_encoder=encoder(), variant="fast")
+    own = Pipeline.from_pretrained(model_with_variant, text_encoder=encoder(), variant="fast")
+    sr = own.stages[1].config.sampling
+    assert (sr.steps, sr.sampler) != (3, "ddim")                       # the folder's own defaults differ
+    assert (fast.stages[1].config.sampling.steps, fast.stages[1].config.sampling.sampler) == (3, "ddim")
+    assert fast.stages[1].config.sampling.guidance == sr.guidance     # the fields not named stay the folder's
+    assert fast.stages[0].config.sampling == own.stages[0].config.sampling
+    assert plain.stages[1].config.sampling == sr                     # the main cascade is not the variant
+    assert fast.model_hash != own.model_hash
+    out = fast("a red circle", seed=3)
+    assert (out.settings[1].steps, out.settings[1].sampler) == (3, "ddim")
+    assert fast("a red circle", seed=3, steps=2).settings[1].steps == 2           # a request still wins
+
+
+def test_variant_sampling_round_trips_and_is_written_only_when_set():
+    cfg = PipelineConfig(stages=("a", "b"), variants={"fast": ("c", "b")},
+                         variant_sampling={"fast": ({}, {"steps": 4})})
+    assert cfg.to_dict()["variant_sampling"] == {"fast": [{}, {"steps": 4}]}
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.stage_sampling("fast") == ({}, {"steps": 4}) and cfg.stage_sampling(None) == ()
+    assert "variant_sampling" not in PipelineConfig(stages=("a",), variants={"fast": ("c",)}).to_dict()
+    assert cfg.variant("fast").variant_sampling == {}

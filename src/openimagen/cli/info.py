@@ -37,7 +37,10 @@ def describe(pipe, root=None) -> str:
         lines.append("a variant's stage defaults: openimagen info --variant NAME")
     for name, stages in pipe.config.variants.items():
         missing = [] if root is None else [s for s in stages if not (Path(root) / s).is_dir()]
+        own = [f"{stage} " + ", ".join(f"{k} {v}" for k, v in defaults.items())
+               for stage, defaults in zip(stages, pipe.config.stage_sampling(name)) if defaults]
         lines.append(f"variant {name!r} (--variant {name}): stages {', '.join(stages)}"
+                     + (f"; its own sampling defaults: {'; '.join(own)}" if own else "")
                      + (f" (missing: {', '.join(missing)}; it cannot load)" if missing else ""))
     if pipe.config.description:
         lines.append(f"description: {pipe.config.description}")

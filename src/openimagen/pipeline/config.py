@@ -11,14 +11,17 @@ A pipeline directory (``save_pretrained``/``from_pretrained``):
       stage0_base_student4/...      (optional) a stage folder only a variant uses
 
 ``pipeline.json`` may name ``variants``, alternative cascades of stage folders in the same directory (the
-default model's ``"fast"``: its distilled base student, then a 2-step SR stage; ``"gan-sr"``: its base, then that
-SR stage), loaded with ``Pipeline.from_pretrained(path, variant="fast")`` or ``--variant fast``.
+default model's ``"fast"``: its distilled base student, then its SR stage at 4 steps; ``"gan-sr"``: its base, then
+the adversarially refined 2-step SR stage), loaded with ``Pipeline.from_pretrained(path, variant="fast")`` or
+``--variant fast``; ``variant_sampling`` gives a variant its own sampling defaults per stage (``{"fast": [{},
+{"steps": 4}]}``), so that one stage folder serves cascades that sample it differently.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Optional
 
+from typing_extensions import TypedDict
 from pydantic import AfterValidator, ConfigDict, Field, Strict, WithJsonSchema
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -78,6 +81,22 @@ class SamplingConfig:
                                         # bicubic-upsampled low-res image noised to t (SDEdit); 1 = pure noise (Imagen)
     lowres_consistency: LowresConsistency = False  # SR stages: project every x0 estimate onto the images whose
                                         # downsample is the low-res input (DDNM; openimagen.diffusion.consistency)
+
+
+class SamplingDefaults(TypedDict, total=False):
+    """Some of a stage's :class:`SamplingConfig` fields, each checked as there; unknown keys are refused. A
+    variant's sampling defaults for one stage (``PipelineConfig.variant_sampling``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")    # type: ignore[misc]
+    sampler: SamplerName
+    steps: Steps
+    guidance: Guidance
+    threshold: ThresholdName
+    percentile: Percentile
+    spacing: SpacingName
+    aug_level: AugLevel
+    sr_strength: SrStrength
+    lowres_consistency: LowresConsistency
 
 
 @dataclass(frozen=True)
@@ -154,13 +173,31 @@ class PipelineConfig:
     # named alternative cascades in the same directory, e.g. {"fast": ["stage0_base_student4", "stage1_sr"]}: a
     # distilled student in place of its teacher, sharing the other stages' folders (from_pretrained(variant=...))
     variants: dict[VariantName, Annotated[tuple[StageName, ...], Field(min_length=1)]] = field(default_factory=dict)
+    # a variant's sampling defaults per stage, in its stage order, over the stage folder's own ({}: the folder's),
+    # e.g. {"fast": [{}, {"steps": 4}]}: the default model's fast cascade samples the shared SR stage in 4 steps
+    variant_sampling: dict[VariantName, tuple[SamplingDefaults, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, per_stage in self.variant_sampling.items():
+            if name not in self.variants:
+                raise ConfigError(f"variant_sampling names variant {name!r}, which variants does not define (it "
+                                  f"defines: {', '.join(sorted(self.variants)) or 'none'})")
+            if len(per_stage) != len(self.variants[name]):
+                raise ConfigError(f"variant_sampling[{name!r}] has {len(per_stage)} entries; the variant has "
+                                  f"{len(self.variants[name])} stages (one entry per stage, {{}} for a stage's own)")
 
     def to_dict(self) -> dict:
-        d = fields_omitting_later(self, ("variants",))
+        d = fields_omitting_later(self, ("variants", "variant_sampling"))
         d["stages"] = list(self.stages)
         if "variants" in d:
             d["variants"] = {k: list(v) for k, v in d["variants"].items()}
+        if "variant_sampling" in d:
+            d["variant_sampling"] = {k: [dict(o) for o in v] for k, v in d["variant_sampling"].items()}
         return d
+
+    def stage_sampling(self, name: Optional[str]) -> tuple[dict, ...]:
+        """Variant ``name``'s sampling defaults per stage (``()`` for the main cascade or a variant without any)."""
+        return tuple(dict(o) for o in self.variant_sampling.get(name, ())) if name is not None else ()
 
     def variant(self, name: Optional[str]) -> "PipelineConfig":
         """The config of the cascade named ``name`` (None: this one): its stage folders, no variants of its own,
@@ -173,7 +210,7 @@ class PipelineConfig:
             raise ConfigError(f"this model has no variants (its pipeline.json names none), so --variant {name!r} "
                               f"cannot be used")
         check_choice("model variant", name, self.variants)
-        return replace(self, stages=self.variants[name], variants={},
+        return replace(self, stages=self.variants[name], variants={}, variant_sampling={},
                        description=f"{self.description} [variant {name!r}]".lstrip())
 
     @classmethod

@@ -140,9 +140,13 @@ class Pipeline:
                                      f"install?); reinstall openimagen or pass a model directory")
             path = DEFAULT_MODEL_DIR
         root = check_model_dir(path)
-        cfg = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict, read_json(root / PIPELINE_NAME))
-        cfg = config_error_as_load_error(root / PIPELINE_NAME, cfg.variant, variant)
+        full = config_error_as_load_error(root / PIPELINE_NAME, PipelineConfig.from_dict,
+                                          read_json(root / PIPELINE_NAME))
+        cfg = config_error_as_load_error(root / PIPELINE_NAME, full.variant, variant)
         stages = [Stage.load(root / name, transform).to(device=device, dtype=dtype).eval() for name in cfg.stages]
+        for stage, defaults in zip(stages, full.stage_sampling(variant)):     # the variant's own sampling defaults
+            if defaults:
+                stage.config = replace(stage.config, sampling=replace(stage.config.sampling, **defaults))
         if text_encoder is None:
             text_encoder = load_text_encoder(cfg.text_encoder, max_length=cfg.max_length, device=device)
         try:
