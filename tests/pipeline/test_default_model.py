@@ -8,6 +8,7 @@ model on purpose, rewrite the recorded files with ``python -m tests.pipeline.tes
 """
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,18 @@ def gan_sr():
     return Pipeline.from_pretrained(variant="gan-sr")
 
 
-def test_the_fast_variant_is_the_distilled_base_student_with_the_few_step_sr_stage(pipe, fast, gan_sr):
-    """Issue 15: the progressive student (docs/TRAINING.md) ships as the variant "fast": 4 DDIM steps at guidance
-    1 (one network pass per step), then the adversarially refined SR stage of the "gan-sr" variant (the same
-    folder, so the same weights) at its 2 DDIM steps."""
-    assert fast.config.stages == ("stage0_base_student4", "stage1_sr_gan") and fast.variant == "fast"
+def test_the_fast_variant_is_the_distilled_base_student_with_the_sr_stage_at_4_steps(pipe, fast):
+    """Issue 15: the trajectory-distilled student (docs/TRAINING.md) ships as the variant "fast": 4 DDIM steps at
+    guidance 1 (one network pass per step), then the default cascade's own SR stage (the same folder, so the same
+    weights) at 4 DPM-Solver++(2M) steps instead of its 16 (pipeline.json variant_sampling), the rest of its
+    sampling as the default's."""
+    assert fast.config.stages == ("stage0_base_student4", "stage1_sr") and fast.variant == "fast"
     s = fast.stages[0].config.sampling
     assert (s.sampler, s.steps, s.guidance, s.spacing) == ("ddim", 4, 1.0, "time")
-    assert fast.stages[1].weights_sha256 == gan_sr.stages[1].weights_sha256
+    sr, own = fast.stages[1].config.sampling, pipe.stages[1].config.sampling
+    assert (sr.sampler, sr.steps) == ("dpmpp_2m", 4) and own.steps == 16
+    assert sr == replace(own, steps=4)
+    assert fast.stages[1].weights_sha256 == pipe.stages[1].weights_sha256
     assert fast.stages[0].weights_sha256 != pipe.stages[0].weights_sha256
     assert fast.model_hash != pipe.model_hash
 

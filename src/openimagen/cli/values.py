@@ -16,8 +16,8 @@ def add_variant_flag(p) -> None:
     """``--variant NAME``: one of the model directory's named alternative cascades (pipeline.json ``variants``)."""
     p.add_argument("--variant", default=None,
                    help="one of the model's named alternative cascades: the default model's 'fast' (its distilled "
-                        "4-step base student, then a 2-step SR stage) and 'gan-sr' (its base, then that 2-step SR "
-                        "stage); `openimagen info` lists them")
+                        "4-step base student, then its SR stage at 4 steps) and 'gan-sr' (its base, then a 2-step "
+                        "adversarially refined SR stage); `openimagen info` lists them")
 
 
 def per_stage_float(text: Optional[str], flag: str, lo: float = 0.0, hi: float = float("inf")) -> Optional[PerStageFloat]:

@@ -130,7 +130,7 @@ class Pipeline:
         networks' precision; sampling state stays float32. ``transform(net) -> net`` is applied to each stage's
         network after its weights are loaded (LoRA, quantization). ``watermark``: see the class docstring.
         ``variant``: one of pipeline.json's named alternative cascades (e.g. the default model's ``"fast"``, its
-        distilled base student then a 2-step SR stage, and ``"gan-sr"``, its base then that SR stage);
+        distilled base student then its SR stage at 4 steps, and ``"gan-sr"``, its base then a 2-step SR stage);
         ModelLoadError names the variants there are."""
         check_dtype(dtype)
         device = resolve_device(device)
