@@ -33,14 +33,24 @@ def _is_tag(part) -> bool:
     return isinstance(part, str) and ("-" in part or "[" in part or part in _PLAIN_TAGS)
 
 
-def _path(loc: tuple) -> str:
-    """('steps', 'tuple[constrained-int, ...]', 1) -> 'steps[1]': dotted fields, [i] indices, union tags dropped."""
-    out = ""
+def _path(loc: tuple, data: Any = None) -> str:
+    """('steps', 'tuple[constrained-int, ...]', 1) -> 'steps[1]': dotted fields, [i] indices, union tags dropped. A
+    part that is a key of ``data`` (what the user gave) at that point is a key even if it looks like a tag
+    (``gan-sr``); a key that is not an identifier is written ``['...']`` with repr, so a newline in it stays on
+    the error's one line."""
+    out, node = "", data
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not _is_tag(part):
-            out += f".{part}" if out else part
+        elif (isinstance(node, dict) and part in node) or not _is_tag(part):
+            name = str(part)
+            out += (f".{name}" if out else name) if name.isidentifier() else f"[{name!r}]"
+        else:
+            continue                                   # a union member's tag: not in the data, not in the path
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
     return out
 
 
@@ -76,7 +86,7 @@ def one_line(e: ValidationError, data: Any = None, root: str = "") -> tuple[str,
 def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
     """:func:`one_line` for a list of pydantic error dicts (what FastAPI's ``RequestValidationError`` holds)."""
     err = _pick(list(errors), data)
-    path, msg = _path(err["loc"]), err["msg"]
+    path, msg = _path(err["loc"], data), err["msg"]
     path = f"{root}.{path}" if root and path and not path.startswith("[") else root + path
     cause = (err.get("ctx") or {}).get("error")
     for prefix in _PREFIXES:

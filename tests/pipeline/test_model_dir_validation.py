@@ -82,13 +82,17 @@ def test_bad_stage_config_values_are_one_line_model_load_errors(saved, tmp_path,
     ({"stages": ["stage0_base"], "variants": {"fast": ["stage0_base"]}, "variant_sampling": {"fast": [{}, {}]}},
      "has 2 entries; the variant has 1 stages"),
     ({"stages": ["stage0_base"], "variant_sampling": {"fast": [{}]}}, "names variant 'fast', which variants does not"),
+    ({"stages": ["stage0_base"], "variants": {"gan-sr": ["stage0_base"]}, "variant_sampling": {"gan-sr": [{"steps": 0}]}},
+     r"variant_sampling\['gan-sr'\]\[0\].steps should be"),      # a key with '-' is not a union tag: kept
+    ({"stages": ["stage0_base"], "variants": {"fa\nst": ["stage0_base"]}}, r"variants\['fa\\nst'\] should match"),
 ])
 def test_bad_pipeline_json_and_escaping_stage_paths(saved, tmp_path, pipeline_json, match):
     m = shutil.copytree(saved, tmp_path / "m")
     (tmp_path / "outside_stage").mkdir()
     (m / "pipeline.json").write_text(json.dumps(pipeline_json))
-    with pytest.raises(ModelLoadError, match=match):
+    with pytest.raises(ModelLoadError, match=match) as info:
         load(m)
+    assert "\n" not in str(info.value)                 # one line, even for a key that holds a newline
 
 
 @pytest.mark.parametrize("damage, match", [

@@ -183,7 +183,8 @@ class PipelineConfig:
                 raise ConfigError(f"variant_sampling names variant {name!r}, which variants does not define (it "
                                   f"defines: {', '.join(sorted(self.variants)) or 'none'})")
             if len(per_stage) != len(self.variants[name]):
-                raise ConfigError(f"variant_sampling[{name!r}] has {len(per_stage)} entries; the variant has "
+                where = f".{name}" if name.isidentifier() else f"[{name!r}]"
+                raise ConfigError(f"variant_sampling{where} has {len(per_stage)} entries; the variant has "
                                   f"{len(self.variants[name])} stages (one entry per stage, {{}} for a stage's own)")
 
     def to_dict(self) -> dict:
