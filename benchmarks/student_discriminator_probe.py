@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -45,7 +44,7 @@ from openimagen.eval.real_data import load_real_set, prompt_indices
 from openimagen.pipeline import Pipeline
 from openimagen.pipeline.io import write_json
 from openimagen.train.adversarial import PatchDiscriminator
-from openimagen.train.trajectory import TrajectoryBank, TrajectoryDistillationObjective
+from openimagen.train.trajectory import TrajectoryBank, student_rollout
 
 
 def global_discriminator(channels: int = 32) -> nn.Module:
@@ -102,16 +101,15 @@ def from_bank(pipe_student: Pipeline, folder: Path) -> tuple[torch.Tensor, torch
         sys.exit(f"error: no trajectory chunks (rank*-*.safetensors) in {folder}")
     bank = TrajectoryBank.concat([TrajectoryBank.load(p) for p in chunks])
     stage = pipe_student.stages[0].eval()
-    n = stage.config.sampling.steps
-    own = types.SimpleNamespace(bank=bank, grid=sampling_sigmas(stage.schedule, n, "time"),
-                                student_threshold=stage.config.sampling.threshold)
+    n, threshold = stage.config.sampling.steps, stage.config.sampling.threshold
+    grid = sampling_sigmas(stage.schedule, n, "time")
     out = []
     with torch.no_grad():
         for i in range(0, len(bank), 128):
             k = torch.arange(i, min(i + 128, len(bank)))
             cond = Cond(text=bank.text[k], mask=bank.mask[k])
-            out.append(TrajectoryDistillationObjective.rollout(own, stage.denoiser, k, torch.full((len(k),), n), cond,
-                                                               torch.float32))
+            out.append(student_rollout(stage.denoiser, bank.x[k, 0], torch.full((len(k),), n), grid, threshold, cond,
+                                       torch.float32))
     return bank.x[:, -1].clamp(-1, 1), torch.cat(out).clamp(-1, 1)
 
 

@@ -83,6 +83,28 @@ def landing_target(x: torch.Tensor, x_next: torch.Tensor, sigma, sigma_next) -> 
     return ((x_next.double() - r * x.double()) / (1 - r)).float()
 
 
+def student_rollout(denoiser, start: torch.Tensor, j: torch.Tensor, grid: torch.Tensor, threshold: str, cond: Cond,
+                    dtype: torch.dtype, grad: bool = False) -> torch.Tensor:
+    """A student's own states: from ``start`` (B, C, H, W), the noise s_0 n at ``grid[0]``, ``j`` (each (B,) long)
+    DDIM steps of ``denoiser`` along ``grid`` ((N + 1,) float64 noise levels) at guidance 1, thresholded with
+    ``threshold`` as the student samples; (B, C, H, W) float32 on ``cond``'s device. ``grad``: keep the graph, so
+    that a loss on the result reaches the network through every step taken (else no gradient). Raises nothing;
+    j = 0 gives ``start`` itself."""
+    dev = cond.text.device
+    x = start.to(dev)
+    run = guided(denoiser, 1.0, threshold)
+    with torch.set_grad_enabled(grad):
+        for step in range(int(j.max()) if len(j) else 0):
+            live = (j > step).to(dev)
+            rows = live.nonzero().squeeze(1)
+            sub = cond.map(lambda t: t[live])
+            s, s_next = grid[step], grid[step + 1]
+            n = int(live.sum())
+            x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
+            x = x.index_put((rows,), ddim_step(x[live], x0, s.expand(n).to(dev), s_next.expand(n).to(dev)).float())
+    return x
+
+
 @dataclass
 class TrajectoryBank:
     """Teacher trajectories on the student's grid: ``x`` (K, N + 1, C, H, W) float32, ``text`` (K, L, D) float,
@@ -194,22 +216,8 @@ class TrajectoryDistillationObjective:
     def rollout(self, denoiser, k: torch.Tensor, j: torch.Tensor, cond: Cond, dtype: torch.dtype,
                 grad: bool = False) -> torch.Tensor:
         """The student's own states: from trajectory ``k``'s starting noise, ``j`` (each (B,) long) DDIM steps of
-        ``denoiser`` at guidance 1, thresholded as the student samples; (B, C, H, W) float32 on ``cond``'s device.
-        ``grad``: keep the graph, so that a loss on the result reaches the network through every step taken (else
-        no gradient). Raises nothing; j = 0 gives the starting noise itself."""
-        dev = cond.text.device
-        x = self.bank.x[k, 0].to(dev)
-        run = guided(denoiser, 1.0, self.student_threshold)
-        with torch.set_grad_enabled(grad):
-            for step in range(int(j.max()) if len(j) else 0):
-                live = (j > step).to(dev)
-                rows = live.nonzero().squeeze(1)
-                sub = cond.map(lambda t: t[live])
-                s, s_next = self.grid[step], self.grid[step + 1]
-                n = int(live.sum())
-                x0 = run(x[live].to(dtype), s.float().to(dev, dtype).expand(n), sub).float()
-                x = x.index_put((rows,), ddim_step(x[live], x0, s.expand(n).to(dev), s_next.expand(n).to(dev)).float())
-        return x
+        ``denoiser`` on this objective's grid (:func:`student_rollout`)."""
+        return student_rollout(denoiser, self.bank.x[k, 0], j, self.grid, self.student_threshold, cond, dtype, grad)
 
     def __call__(self, denoiser: Denoiser, batch: TrainBatch, generator: Generators) -> torch.Tensor:
         b, dev = batch.batch_size, batch.image.device
