@@ -61,6 +61,14 @@ class TrainResult:
     out_of_time: bool = False                        # stopped at cfg.max_minutes (after its checkpoint)
 
 
+def _one_process(d, what: str) -> None:
+    """ConfigError unless this run is one process: ``what`` trains a discriminator, whose gradients are not
+    synchronised across ranks."""
+    if d.world > 1:
+        raise ConfigError(f"{what} runs in one process for now (the discriminator has no gradient sync); launch it "
+                          f"without torchrun")
+
+
 class Trainer:
     """Train the stage of ``cfg`` with ``objective`` (default: :meth:`DiffusionObjective.from_run_config`).
 
@@ -184,9 +192,7 @@ class Trainer:
                         self.stage_config.sampling.threshold, cfg.distill.student_forcing_steps,
                         cfg.distill.student_forcing_backprop)
                 if cfg.distill.adversarial_weight > 0:
-                    if d.world > 1:
-                        raise ConfigError("distill.adversarial_weight runs in one process for now (the "
-                                          "discriminator has no gradient sync); launch it without torchrun")
+                    _one_process(d, "distill.adversarial_weight")
                     from openimagen.train.adversarial_trajectory import AdversarialTrajectoryObjective
 
                     objective = AdversarialTrajectoryObjective(
@@ -203,9 +209,7 @@ class Trainer:
                 objective = GuidanceDistillationObjective(teacher, diffusion, cfg.distill.guidance_min,
                                                           cfg.distill.guidance_max)
         if objective is None and cfg.adversarial is not None:
-            if d.world > 1:
-                raise ConfigError("adversarial training runs in one process for now (the discriminator has no "
-                                  "gradient sync); launch it without torchrun")
+            _one_process(d, "adversarial training")
             from openimagen.train.adversarial import AdversarialObjective
 
             objective = AdversarialObjective.from_run_config(cfg, self.stage_config, self.stage.schedule, d.device)
