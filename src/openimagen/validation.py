@@ -47,10 +47,7 @@ def _path(loc: tuple, data: Any = None) -> str:
             out += (f".{name}" if out else name) if name.isidentifier() else f"[{name!r}]"
         else:
             continue                                   # a union member's tag: not in the data, not in the path
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
+        node = _value_at(node, (part,))
     return out
 
 
