@@ -100,3 +100,17 @@ def test_variant_sampling_round_trips_and_is_written_only_when_set():
     assert cfg.stage_sampling("fast") == ({}, {"steps": 4}) and cfg.stage_sampling(None) == ()
     assert "variant_sampling" not in PipelineConfig(stages=("a",), variants={"fast": ("c",)}).to_dict()
     assert cfg.variant("fast").variant_sampling == {}
+
+
+def test_every_sampling_setting_is_listed_wherever_the_settings_are_named():
+    """SamplingConfig, SAMPLING_FIELDS, a request's overrides and a variant's defaults each list the sampling
+    settings (sharing their types): a setting added to one and not the others would be silently unreachable there."""
+    from dataclasses import fields
+
+    from openimagen.pipeline.config import SAMPLING_FIELDS, SamplingConfig, SamplingDefaults
+    from openimagen.pipeline.request import SamplingOverrides
+
+    names = {f.name for f in fields(SamplingConfig)}
+    assert set(SAMPLING_FIELDS) == names
+    assert set(SamplingOverrides.model_fields) == names
+    assert set(SamplingDefaults.__annotations__) == names
