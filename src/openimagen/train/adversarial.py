@@ -101,28 +101,16 @@ class DiscriminatorState:
     # --- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict]:
         """(tensors, JSON) of the discriminator and its optimiser, name-keyed, for the trainer's checkpoint."""
-        from openimagen.train.checkpoint import flatten_optimiser
+        from openimagen.train.checkpoint import module_state
 
-        names = [n for n, _ in self.disc.named_parameters()]
-        sd = self.opt.state_dict()
-        named = {"state": {names[i]: st for i, st in sd["state"].items()},
-                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-        opt_tensors, opt_json = flatten_optimiser(named)
-        tensors = {**{f"disc/{k}": v for k, v in self.disc.state_dict().items()},
-                   **{f"opt/{k}": v for k, v in opt_tensors.items()}}
-        return tensors, {"optimiser": opt_json, "d_steps": self.d_steps}
+        tensors, meta = module_state(self.disc, self.opt, "disc")
+        return tensors, {**meta, "d_steps": self.d_steps}
 
     def load_state(self, tensors: dict, meta: Optional[dict]) -> None:
-        from openimagen.train.checkpoint import unflatten_optimiser
+        from openimagen.train.checkpoint import load_module_state
 
-        self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc/")})
-        named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")},
-                                    (meta or {})["optimiser"])
+        load_module_state(self.disc, self.opt, "disc", tensors, meta or {})
         self.d_steps = int((meta or {}).get("d_steps", 0))
-        index = {n: i for i, (n, _) in enumerate(self.disc.named_parameters())}
-        self.opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
-                                  "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
-                                                   for g in named["param_groups"]]})
 
 
 class AdversarialObjective(DiscriminatorState):

@@ -265,6 +265,33 @@ def unflatten_optimiser(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
+def module_state(module: torch.nn.Module, opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
+    """(tensors, JSON) of an objective's own trained ``module`` and its optimiser ``opt`` (a discriminator, a
+    fake score network), keyed by parameter name: tensors "<prefix>/<state key>" and "opt/<param>/<key>", JSON
+    {"optimiser": ...}. :func:`load_module_state` reverses it."""
+    names = [n for n, _ in module.named_parameters()]
+    sd = opt.state_dict()
+    named = {"state": {names[i]: st for i, st in sd["state"].items()},
+             "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
+    opt_tensors, opt_json = flatten_optimiser(named)
+    tensors = {**{f"{prefix}/{k}": v for k, v in module.state_dict().items()},
+               **{f"opt/{k}": v for k, v in opt_tensors.items()}}
+    return tensors, {"optimiser": opt_json}
+
+
+def load_module_state(module: torch.nn.Module, opt: torch.optim.Optimizer, prefix: str, tensors: dict,
+                      meta: dict) -> None:
+    """Load what :func:`module_state` saved into ``module`` and ``opt`` (in place); raises KeyError/RuntimeError
+    when the tensors do not fit the module."""
+    cut = len(prefix) + 1
+    module.load_state_dict({k[cut:]: v for k, v in tensors.items() if k.startswith(f"{prefix}/")})
+    named = unflatten_optimiser({k[4:]: v for k, v in tensors.items() if k.startswith("opt/")}, meta["optimiser"])
+    index = {n: i for i, (n, _) in enumerate(module.named_parameters())}
+    opt.load_state_dict({"state": {index[n]: st for n, st in named["state"].items()},
+                         "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                                          for g in named["param_groups"]]})
+
+
 # ------------------------------------------------------------------------------------------ RNG state
 def rng_state() -> dict:
     """This process's global RNG states: torch CPU/CUDA as uint8 tensors, python/numpy as JSON lists."""

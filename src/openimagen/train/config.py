@@ -198,6 +198,15 @@ class DistillSection:
     adversarial_samples: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 4
     adversarial_warmup_steps: NonNegInt = 0
     adversarial_lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 2e-4  # D's Adam
+    # trajectory only: distribution matching (DMD, Yin et al. 2024) on the student's N-step samples against the
+    # teacher's guided score, through a fake denoiser trained online (openimagen.train.distribution_matching); 0 =
+    # off. Its factor, the rollouts per step, fake-only steps at start, the fake denoiser's learning rate and its
+    # updates per step
+    dm_weight: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()] = 0.0
+    dm_samples: Annotated[int, Field(ge=1, le=1024), PlainNumber, Strict()] = 4
+    dm_warmup_steps: NonNegInt = 0
+    dm_lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 1e-4
+    dm_fake_steps: Annotated[int, Field(ge=1, le=64), PlainNumber, Strict()] = 1
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 
@@ -314,6 +323,11 @@ class RunConfig:
                                   "set distill.student_forcing > 0")
             if self.distill.kind != "trajectory" and self.distill.adversarial_weight:
                 raise ConfigError(f"distill.adversarial_weight is for trajectory distillation, not {self.distill.kind}")
+            if self.distill.kind != "trajectory" and self.distill.dm_weight:
+                raise ConfigError(f"distill.dm_weight is for trajectory distillation, not {self.distill.kind}")
+            if self.distill.dm_weight and self.distill.adversarial_weight:
+                raise ConfigError("distill.dm_weight and distill.adversarial_weight are two distribution-level terms: "
+                                  "set one of them to 0")
             if self.distill.kind != "trajectory" and self.distill.student_forcing:
                 raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]

@@ -16,6 +16,7 @@ The module docstring of :mod:`openimagen.train.data` explains why resuming and d
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import threading
 import time
@@ -65,7 +66,7 @@ def _one_process(d, what: str) -> None:
     """ConfigError unless this run is one process: ``what`` trains a discriminator, whose gradients are not
     synchronised across ranks."""
     if d.world > 1:
-        raise ConfigError(f"{what} runs in one process for now (the discriminator has no gradient sync); launch it "
+        raise ConfigError(f"{what} runs in one process for now (its discriminator or fake denoiser has no gradient sync); launch it "
                           f"without torchrun")
 
 
@@ -199,6 +200,17 @@ class Trainer:
                         *args, weight=cfg.distill.adversarial_weight, samples=cfg.distill.adversarial_samples,
                         warmup_steps=cfg.distill.adversarial_warmup_steps, lr=cfg.distill.adversarial_lr,
                         device=d.device)
+                elif cfg.distill.dm_weight > 0:
+                    _one_process(d, "distill.dm_weight")
+                    from openimagen.diffusion.guidance import ClassifierFreeGuidance
+                    from openimagen.train.distribution_matching import DistributionMatchingTrajectoryObjective
+
+                    fake = copy.deepcopy(teacher).to(d.device)
+                    objective = DistributionMatchingTrajectoryObjective(
+                        *args, real=ClassifierFreeGuidance(teacher, cfg.distill.teacher_guidance), fake=fake,
+                        weight=cfg.distill.dm_weight, samples=cfg.distill.dm_samples,
+                        warmup_steps=cfg.distill.dm_warmup_steps, lr=cfg.distill.dm_lr,
+                        fake_steps=cfg.distill.dm_fake_steps)
                 else:
                     objective = TrajectoryDistillationObjective(*args)
             elif cfg.distill.kind == "progressive":

@@ -177,7 +177,7 @@ class TrajectoryDistillationObjective:
         if teacher_sampling.spacing != "time":
             raise ConfigError(f"trajectory distillation needs the teacher on the \"time\" grid, got "
                               f"{teacher_sampling.spacing!r}")
-        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher, self.schedule = teacher.eval().requires_grad_(False), schedule
         self.sampling, self.steps, self.capacity = teacher_sampling, student_steps, int(capacity)
         self.grid = sampling_sigmas(schedule, student_steps, "time")                      # (N + 1,) float64
         teacher_grid = sampling_sigmas(schedule, teacher_sampling.steps, "time")
