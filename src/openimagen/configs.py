@@ -22,7 +22,7 @@ def dataclass_from_dict(cls, d: Any, what: str):
     except TypeError as e:
         raise ConfigError(f"bad {what}: {e}") from None
     except ValidationError as e:
-        raise_one_line(e, ConfigError, d, what)
+        raise_one_line(e, ConfigError, d, what, kind=cls)
 
 
 def check_known_keys(cls, d: dict, what: str) -> None:

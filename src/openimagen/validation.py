@@ -11,12 +11,16 @@ unknown sampler name, which lists the valid ones) keeps its type where it is a k
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from typing import Annotated, Any, Callable, Type, TypeVar
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Callable, Optional, Type, TypeVar, Union, get_args, get_origin
 
 from pydantic import BeforeValidator, Field, Strict, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
+from typing_extensions import is_typeddict
 
 from openimagen.errors import OpenImagenError
 
@@ -60,6 +64,58 @@ def _value_at(data: Any, loc: tuple) -> Any:
     return data
 
 
+def _members(kind: Any) -> list:
+    """The types ``kind`` may be: Annotated stripped, a Union (Optional) split into its members, None dropped."""
+    while get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+        return [m for arg in get_args(kind) if arg is not type(None) for m in _members(arg)]
+    return [kind]
+
+
+def _hints(kind: Any) -> Optional[dict]:
+    """The field types of a dataclass, TypedDict or pydantic model ``kind``; None for any other type."""
+    if dataclasses.is_dataclass(kind) or is_typeddict(kind) or hasattr(kind, "model_fields"):
+        try:
+            return typing.get_type_hints(kind, include_extras=True)
+        except (NameError, TypeError):
+            return None
+    return None
+
+
+def _descend(kind: Any, part: Any) -> Any:
+    """The type at key or index ``part`` of a value of type ``kind``; None where the type does not say."""
+    for member in _members(kind):
+        hints, origin, args = _hints(member), get_origin(member), get_args(member)
+        if hints is not None and isinstance(part, str) and part in hints:
+            return hints[part]
+        if isinstance(part, int) and origin is not None and isinstance(origin, type) and \
+                issubclass(origin, Sequence) and not issubclass(origin, str) and args:
+            return args[0] if len(args) == 1 or args[-1] is Ellipsis else (args[part] if part < len(args) else None)
+        if isinstance(part, str) and origin is not None and isinstance(origin, type) and issubclass(origin, Mapping) \
+                and len(args) == 2:
+            return args[1]
+    return None
+
+
+def valid_keys(kind: Any, loc: tuple, data: Any = None) -> Optional[list[str]]:
+    """The field names allowed at the container holding an unknown key at ``loc`` (a pydantic error location,
+    union tags skipped as in :func:`_path`) of a value of type ``kind`` (a dataclass, TypedDict or pydantic model,
+    possibly nested in Optional, sequences and mappings); None when the type does not say."""
+    node = data
+    for part in loc[:-1]:
+        if _is_tag(part) and not (isinstance(node, dict) and part in node):
+            continue
+        kind, node = _descend(kind, part), _value_at(node, (part,))
+        if kind is None:
+            return None
+    for member in _members(kind):
+        hints = _hints(member)
+        if hints is not None:
+            return sorted(hints)
+    return None
+
+
 def _pick(errors: list[dict], data: Any) -> dict:
     """The error to report. For a value that may be one item or a sequence (a per-stage setting), pydantic reports
     a failure for each union member; report the member matching what the user gave."""
@@ -74,13 +130,15 @@ def _pick(errors: list[dict], data: Any) -> dict:
     return errors[0]
 
 
-def one_line(e: ValidationError, data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
+def one_line(e: ValidationError, data: Any = None, root: str = "", kind: Any = None) -> tuple[str, BaseException | None]:
     """The first error of ``e`` as one line (and the original exception when a validator raised one of ours).
-    ``root``: the name of the value validated, put before the field path (``stage.resolution``)."""
-    return errors_one_line(e.errors(), data, root)
+    ``root``: the name of the value validated, put before the field path (``stage.resolution``); ``kind``: its
+    type, so that an unknown key's error lists the valid ones (:func:`valid_keys`)."""
+    return errors_one_line(e.errors(), data, root, kind)
 
 
-def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tuple[str, BaseException | None]:
+def errors_one_line(errors: list[dict], data: Any = None, root: str = "",
+                    kind: Any = None) -> tuple[str, BaseException | None]:
     """:func:`one_line` for a list of pydantic error dicts (what FastAPI's ``RequestValidationError`` holds)."""
     err = _pick(list(errors), data)
     path, msg = _path(err["loc"], data), err["msg"]
@@ -92,7 +150,8 @@ def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tup
     if rest.startswith("should") and first in ("Input", "Tuple", "List", "String", "Value", "Dictionary"):
         msg = f"{path or 'value'} {rest.replace(' after validation', '')}"
     elif msg.startswith("Extra inputs are not permitted") or err["type"] == "unexpected_keyword_argument":
-        return f"unknown field {path!r}", None
+        names = valid_keys(kind, tuple(err["loc"]), data) if kind is not None else None
+        return f"unknown field {path!r}" + (f" (valid: {', '.join(names)})" if names else ""), None
     elif msg == "Field required":
         return f"{path} is required", None
     elif path:
@@ -104,10 +163,11 @@ def errors_one_line(errors: list[dict], data: Any = None, root: str = "") -> tup
 
 
 def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: Any = None, what: str = "",
-                   root: str = ""):
+                   root: str = "", kind: Any = None):
     """Raise ``e`` as ``error_cls`` (or as the openimagen error a validator raised) with a one-line message,
-    prefixed by ``what`` (the file or object) and with ``root`` before the field path."""
-    msg, cause = one_line(e, data, root)
+    prefixed by ``what`` (the file or object) and with ``root`` before the field path; ``kind``: the type
+    validated, so that an unknown key's error lists the valid ones."""
+    msg, cause = one_line(e, data, root, kind)
     msg = f"{what}: {msg}" if what else msg
     if isinstance(cause, error_cls):  # keep the validator's error type (e.g. UnknownNameError), with the field's name
         cause.args = (msg,)
@@ -116,18 +176,18 @@ def raise_one_line(e: ValidationError, error_cls: Type[OpenImagenError], data: A
 
 
 def checked(build: Callable[[], T], error_cls: Type[OpenImagenError], data: Any = None, what: str = "",
-            root: str = "") -> T:
+            root: str = "", kind: Any = None) -> T:
     """``build()``, with a pydantic ``ValidationError`` raised as ``error_cls`` in one line (see :func:`raise_one_line`);
-    ``data`` is what the user gave (to report the right member of a per-stage union)."""
+    ``data`` is what the user gave (to report the right member of a per-stage union), ``kind`` the type built."""
     try:
         return build()
     except ValidationError as e:
-        raise_one_line(e, error_cls, data, what, root)
+        raise_one_line(e, error_cls, data, what, root, kind)
 
 
 def check_value(kind: Any, value: Any, name: str, error_cls: Type[OpenImagenError]):
     """Validate one ``value`` against the annotated type ``kind``; the one-line error names it ``name``."""
-    return checked(lambda: TypeAdapter(kind).validate_python(value), error_cls, value, root=name)
+    return checked(lambda: TypeAdapter(kind).validate_python(value), error_cls, value, root=name, kind=kind)
 
 
 def _plain_number(value: Any) -> Any:

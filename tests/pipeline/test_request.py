@@ -48,7 +48,7 @@ BAD = [
     (dict(prompts=["a"], aug_level=1.0), "aug_level should be less than 1"),
     (dict(prompts=["a"], aug_level=math.nan), "aug_level should be a finite number"),
     (dict(prompts=["a"], batch_invariant="yes"), "batch_invariant should be a valid boolean"),
-    (dict(prompts=["a"], stepz=3), "unknown field 'stepz'"),
+    (dict(prompts=["a"], stepz=3), r"unknown field 'stepz' \(valid: aug_level, batch_invariant, guidance, loras, "),
 ]
 
 

@@ -32,7 +32,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     bad.write_text("data: {path: x}\nstage: {unet: {preset: tiny}}\noptimiser: {lrr: 1}\n")
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "unknown key 'optimiser.lrr'" in err and err.count("\n") == 1
+    assert err.startswith("error: ") and "unknown field 'optimiser.lrr' (valid: " in err and err.count("\n") == 1
     assert main([]) == 2 and "give a run CONFIG file" in capsys.readouterr().err
     assert main([str(bad).replace("bad", "missing")]) == 2 and "does not exist" in capsys.readouterr().err
 

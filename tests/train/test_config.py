@@ -68,9 +68,10 @@ def test_yaml_and_toml_give_the_same_config(tmp_path):
 
 
 @pytest.mark.parametrize("text, named", [
-    ("optimiser: {lrr: 0.1}", "unknown key 'optimiser.lrr' (valid: betas, decay, eps"),
-    ("stage: {unet: {preset: tiny, overide: {}}}", "unknown key 'stage.unet.overide'"),
-    ("trian: {batch_size: 2}", "unknown key 'trian'"),
+    ("optimiser: {lrr: 0.1}", "unknown field 'optimiser.lrr' (valid: betas, decay, eps"),
+    ("stage: {unet: {preset: tiny, overide: {}}}", "unknown field 'stage.unet.overide'"),
+    ("trian: {batch_size: 2}", "unknown field 'trian' (valid: adversarial, data, device, distill, distributed, init, log,"),
+    ("distill: {kind: trajectory, dm_wieght: 1}", "unknown field 'distill.dm_wieght' (valid: adversarial_lr, "),  # Optional
     ("stage: {unet: {preset: tiny}, sampling: {stepz: 3}}", "unknown stage.sampling key(s): 'stepz' (valid: "),
     ("stage: {unet: {preset: tiny, overrides: {chanels: 3}}}", "stage.unet: unknown UNetConfig key 'chanels'"),
 ])

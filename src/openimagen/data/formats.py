@@ -64,7 +64,7 @@ class ManifestRow(RowMeta):
 
 def parse_row(kind, row, where: str):
     """``row`` (a dict) checked as ``kind``; InvalidArgumentError naming the field and ``where`` if it is wrong."""
-    return checked(lambda: TypeAdapter(kind).validate_python(row), InvalidArgumentError, row, root=where)
+    return checked(lambda: TypeAdapter(kind).validate_python(row), InvalidArgumentError, row, root=where, kind=kind)
 
 
 @dataclass(frozen=True)

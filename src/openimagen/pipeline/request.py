@@ -90,7 +90,7 @@ class GenerationRequest(SamplingOverrides):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise_one_line(e, InvalidArgumentError, data)
+            raise_one_line(e, InvalidArgumentError, data, kind=type(self))
 
     @field_validator("prompts", mode="before")
     @classmethod
@@ -173,4 +173,4 @@ class GenerationRequest(SamplingOverrides):
     def from_dict(cls, data: Any) -> "GenerationRequest":
         if not isinstance(data, dict):
             raise InvalidArgumentError(f"a generation request must be a JSON object, got {type(data).__name__}")
-        return checked(lambda: cls.model_validate(data), InvalidArgumentError, data)
+        return checked(lambda: cls.model_validate(data), InvalidArgumentError, data, kind=cls)

@@ -1,7 +1,7 @@
 """The run config of one cascade-stage training run: one YAML or TOML file -> typed dataclasses.
 
 Every key is checked: an unknown or mistyped key, or a value of the wrong type, is a :class:`ConfigError`
-that names the dotted key (``unknown key 'optimiser.lrr' (valid: betas, decay, ...)``). The resolved config
+that names the dotted key (``unknown field 'optimiser.lrr' (valid: betas, decay, ...)``). The resolved config
 (defaults filled in, the U-Net preset expanded) is written to every run folder and every checkpoint.
 
     seed: 0
@@ -20,7 +20,6 @@ import dataclasses
 import json
 import re
 import tomllib
-import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -253,10 +252,7 @@ class RunConfig:
         """Build and check a run config from a mapping; :class:`ConfigError` (one line, dotted key) if not."""
         if not isinstance(d, dict):
             raise ConfigError(f"the config must be a mapping, got {type(d).__name__}")
-        try:
-            cfg = checked(lambda: TypeAdapter(cls).validate_python(d), ConfigError, d)
-        except ConfigError as e:
-            raise ConfigError(_with_valid_keys(str(e))) from None
+        cfg = checked(lambda: TypeAdapter(cls).validate_python(d), ConfigError, d, kind=cls)
         return cfg.validate()
 
     def replace(self, **changes) -> "RunConfig":
@@ -411,17 +407,3 @@ def load_config(path, **overrides) -> RunConfig:
 
 
 # ------------------------------------------------------------------------------------------ messages
-def _with_valid_keys(message: str) -> str:
-    """``unknown field 'optimiser.lrr'`` -> ``unknown key 'optimiser.lrr' (valid: betas, decay, ...)``."""
-    m = re.match(r"unknown field '([\w.]+)'", message)
-    if not m:
-        return message
-    *parents, _ = m.group(1).split(".")
-    cls = RunConfig
-    for part in parents:
-        hints = typing.get_type_hints(cls)
-        cls = hints.get(part)
-        if not dataclasses.is_dataclass(cls):
-            return message
-    names = sorted(f.name for f in dataclasses.fields(cls))
-    return f"unknown key '{m.group(1)}' (valid: {', '.join(names)})"
