@@ -114,3 +114,13 @@ def test_every_sampling_setting_is_listed_wherever_the_settings_are_named():
     assert set(SAMPLING_FIELDS) == names
     assert set(SamplingOverrides.model_fields) == names
     assert set(SamplingDefaults.__annotations__) == names
+    import argparse
+    import re
+
+    from openimagen.cli.train import add_export_parser
+
+    parser = argparse.ArgumentParser()
+    add_export_parser(parser.add_subparsers())                    # `openimagen export --sampling`'s help names them
+    helps = [a.help for sub in parser._subparsers._group_actions for p in sub.choices.values() for a in p._actions
+             if "--sampling" in a.option_strings]
+    assert set(re.search(r"keys: ([a-z_, ]+);", helps[0]).group(1).split(", ")) == names

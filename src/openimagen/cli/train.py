@@ -60,8 +60,7 @@ def add_export_parser(subparsers) -> None:
     p.add_argument("--sampling", nargs="+", default=None, metavar="KEY=VALUE,...",
                    help="new sampling defaults per stage, in stage order, e.g. --sampling steps=32,guidance=2 "
                         "steps=16 (keys: sampler, steps, guidance, threshold, percentile, spacing, aug_level, "
-                        "sr_strength; "
-                        "'' keeps a stage's)")
+                        "sr_strength, lowres_consistency; '' keeps a stage's)")
     p.set_defaults(func=run_export)
 
 
