@@ -117,7 +117,9 @@ def test_a_run_checkpoints_and_resumes_its_fake_denoiser_and_bad_settings_speak_
     for k, v in fake.items():
         torch.testing.assert_close(v, saved[k], rtol=0, atol=0)
     assert any(not torch.equal(v, teacher[k]) for k, v in fake.items())           # it moved from the teacher
-    assert obj.real.scale == 2.0                                                   # the trajectories' guidance
+    assert obj.real.scale == 2.0                                                   # the trajectories' guidance (no dm_guidance)
+    own = Trainer(run_config(assets, tmp_path / "run2", max_steps=1, **{**kw, "distill": {**distill, "dm_guidance": 3.5}}))
+    assert own.objective.real.scale == 3.5                                         # distill.dm_guidance
     with pytest.raises(ConfigError, match="distill.dm_weight is for trajectory distillation, not progressive"):
         run_config(assets, tmp_path, init={"model": "default"}, stage={"sampling": {**sampling, "steps": 4}},
                    distill={"kind": "progressive", "student_steps": 4, "dm_weight": 0.1})

@@ -206,6 +206,8 @@ class DistillSection:
     dm_warmup_steps: NonNegInt = 0
     dm_lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), PlainNumber, Strict()] = 1e-4
     dm_fake_steps: Annotated[int, Field(ge=1, le=64), PlainNumber, Strict()] = 1
+    # the guidance of the teacher's estimate that the samples are matched to (default: teacher_guidance)
+    dm_guidance: Optional[Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), PlainNumber, Strict()]] = None
     student_init: Optional[Str] = None            # a stage folder of init.model the student starts from (default:
     #                                               the teacher, init.stage), e.g. an earlier student to continue
 

@@ -207,7 +207,8 @@ class Trainer:
 
                     fake = copy.deepcopy(teacher).to(d.device)
                     objective = DistributionMatchingTrajectoryObjective(
-                        *args, real=ClassifierFreeGuidance(teacher, cfg.distill.teacher_guidance), fake=fake,
+                        *args, real=ClassifierFreeGuidance(teacher, cfg.distill.teacher_guidance if cfg.distill.dm_guidance is None
+                                                       else cfg.distill.dm_guidance), fake=fake,
                         weight=cfg.distill.dm_weight, samples=cfg.distill.dm_samples,
                         warmup_steps=cfg.distill.dm_warmup_steps, lr=cfg.distill.dm_lr,
                         fake_steps=cfg.distill.dm_fake_steps)
