@@ -52,6 +52,13 @@ sample_prompts = ["a red circle"]
 """
 
 
+def _with_base(text: str) -> str:
+    """A minimal config plus ``text``, whose top-level keys replace the minimal one's (a key may not be given twice)."""
+    base = {"data": "data: {path: x}", "stage": "stage: {unet: {preset: tiny}}"}
+    given = {line.split(":")[0] for line in text.splitlines()}
+    return "".join(f"{line}\n" for key, line in base.items() if key not in given) + text
+
+
 def write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
@@ -77,7 +84,7 @@ def test_yaml_and_toml_give_the_same_config(tmp_path):
 ])
 def test_unknown_keys_are_named(tmp_path, text, named):
     with pytest.raises(ConfigError) as e:
-        load_config(write(tmp_path, "c.yaml", "data: {path: x}\nstage: {unet: {preset: tiny}}\n" + text))
+        load_config(write(tmp_path, "c.yaml", _with_base(text)))
     assert named in str(e.value)
 
 
@@ -106,7 +113,7 @@ def test_unknown_keys_are_named(tmp_path, text, named):
 ])
 def test_wrong_types_and_values_are_named(tmp_path, text, named):
     with pytest.raises(ConfigError) as e:
-        load_config(write(tmp_path, "c.yaml", "data: {path: x}\nstage: {unet: {preset: tiny}}\n" + text))
+        load_config(write(tmp_path, "c.yaml", _with_base(text)))
     assert named in str(e.value)
 
 
@@ -142,3 +149,30 @@ def test_a_run_folder_or_text_cache_that_is_a_file_is_one_line(assets, tmp_path)
     with pytest.raises(OutputError, match="text.cache_dir .* is a file"):
         Trainer(run_config(assets, tmp_path / "run", text={"cache_dir": str(tmp_path / "f")}))
     assert (tmp_path / "f").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("c.yaml", "data: {path: x}\nstage: {unet: {preset: tiny}}\nseed: 1\nseed: 2\n",
+     r"c.yaml is not valid YAML: key 'seed' given twice in one mapping \(line 4\)"),
+    ("c.yaml", "data: {path: x, path: y}\nstage: {unet: {preset: tiny}}\n", "key 'path' given twice"),
+    ("c.json", '{"data": {"path": "x"}, "stage": {"unet": {"preset": "tiny"}}, "seed": 1, "seed": 2}',
+     "c.json is not valid JSON: key 'seed' given twice in one object"),
+])
+def test_a_key_given_twice_is_refused_not_silently_last_wins(tmp_path, name, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, name, text))
+
+
+@pytest.mark.parametrize("distill, match", [
+    ("{kind: trajectory, dm_samples: 8, dm_guidance: 3.0}",
+     r"distill.dm_samples acts only with distill.dm_weight > 0 \(it is 0\): set dm_weight, or remove dm_samples, "
+     "dm_guidance"),
+    ("{kind: trajectory, dm_weight: 0.0, dm_lr: 0.001}", "distill.dm_lr acts only with distill.dm_weight > 0"),
+    ("{kind: progressive, student_steps: 4, adversarial_lr: 0.001}",
+     "distill.adversarial_lr acts only with distill.adversarial_weight > 0"),
+])
+def test_a_terms_settings_while_the_term_is_off_are_refused(tmp_path, distill, match):
+    text = ("data: {path: x}\ninit: {model: default}\nstage: {unet: {preset: tiny}, sampling: {sampler: ddim, steps: "
+            f"4, guidance: 1.0, spacing: time}}}}\ndistill: {distill}\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, "c.yaml", text))

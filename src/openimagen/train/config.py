@@ -20,6 +20,7 @@ import dataclasses
 import json
 import re
 import tomllib
+from collections.abc import Hashable
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -326,6 +327,13 @@ class RunConfig:
             if self.distill.dm_weight and self.distill.adversarial_weight:
                 raise ConfigError("distill.dm_weight and distill.adversarial_weight are two distribution-level terms: "
                                   "set one of them to 0")
+            for weight in ("dm_weight", "adversarial_weight"):          # a term's settings while the term is off
+                prefix = weight.removesuffix("weight")
+                idle = [f.name for f in dataclasses.fields(self.distill) if f.name.startswith(prefix) and
+                        f.name != weight and getattr(self.distill, f.name) != f.default]
+                if idle and not getattr(self.distill, weight):
+                    raise ConfigError(f"distill.{idle[0]} acts only with distill.{weight} > 0 (it is 0): set "
+                                      f"{weight}, or remove {', '.join(idle)}")
             if self.distill.kind != "trajectory" and self.distill.student_forcing:
                 raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]
@@ -365,7 +373,35 @@ class RunConfig:
 
 # ------------------------------------------------------------------------------------------ reading files
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-4`` as a string; read every float literal as a float, as YAML 1.2 and TOML do."""
+    """YAML 1.1 reads ``1e-4`` as a string; read every float literal as a float, as YAML 1.2 and TOML do. A key
+    given twice in one mapping is an error (YAML says keys are unique; PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue                                  # left to the constructor, which refuses it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list) -> dict:
+    """A JSON object's pairs as a dict; _DuplicateKey for a key given twice (json keeps the last silently)."""
+    keys = [k for k, _ in pairs]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise _DuplicateKey(f"key {twice!r} given twice in one object")
+    return dict(pairs)
 
 
 _Loader.add_implicit_resolver(
@@ -386,10 +422,10 @@ def read_config_file(path) -> dict:
         elif p.suffix.lower() in (".yaml", ".yml"):
             data = yaml.load(text, Loader=_Loader)
         elif p.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_pairs)
         else:
             raise ConfigError(f"config file {p} must end in .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError, _DuplicateKey) as e:
         raise ConfigError(f"{p} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}") from None
     if data is None:
         data = {}
