@@ -130,7 +130,8 @@ def _pick(errors: list[dict], data: Any) -> dict:
     return errors[0]
 
 
-def one_line(e: ValidationError, data: Any = None, root: str = "", kind: Any = None) -> tuple[str, BaseException | None]:
+def one_line(e: ValidationError, data: Any = None, root: str = "",
+             kind: Any = None) -> tuple[str, BaseException | None]:
     """The first error of ``e`` as one line (and the original exception when a validator raised one of ours).
     ``root``: the name of the value validated, put before the field path (``stage.resolution``); ``kind``: its
     type, so that an unknown key's error lists the valid ones (:func:`valid_keys`)."""

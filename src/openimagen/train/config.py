@@ -320,10 +320,9 @@ class RunConfig:
             if self.distill.student_forcing_backprop and not self.distill.student_forcing:
                 raise ConfigError("distill.student_forcing_backprop trains through the forced examples' own steps: "
                                   "set distill.student_forcing > 0")
-            if self.distill.kind != "trajectory" and self.distill.adversarial_weight:
-                raise ConfigError(f"distill.adversarial_weight is for trajectory distillation, not {self.distill.kind}")
-            if self.distill.kind != "trajectory" and self.distill.dm_weight:
-                raise ConfigError(f"distill.dm_weight is for trajectory distillation, not {self.distill.kind}")
+            for name in ("adversarial_weight", "dm_weight", "student_forcing"):
+                if self.distill.kind != "trajectory" and getattr(self.distill, name):
+                    raise ConfigError(f"distill.{name} is for trajectory distillation, not {self.distill.kind}")
             if self.distill.dm_weight and self.distill.adversarial_weight:
                 raise ConfigError("distill.dm_weight and distill.adversarial_weight are two distribution-level terms: "
                                   "set one of them to 0")
@@ -334,8 +333,6 @@ class RunConfig:
                 if idle and not getattr(self.distill, weight):
                     raise ConfigError(f"distill.{idle[0]} acts only with distill.{weight} > 0 (it is 0): set "
                                       f"{weight}, or remove {', '.join(idle)}")
-            if self.distill.kind != "trajectory" and self.distill.student_forcing:
-                raise ConfigError(f"distill.student_forcing is for trajectory distillation, not {self.distill.kind}")
             bad = [j for j in self.distill.student_forcing_steps or () if j >= self.distill.student_steps]
             if bad:
                 raise ConfigError(f"distill.student_forcing_steps must lie in 1..{self.distill.student_steps - 1} "
@@ -443,5 +440,3 @@ def load_config(path, **overrides) -> RunConfig:
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
-
-# ------------------------------------------------------------------------------------------ messages

@@ -33,6 +33,7 @@ only: D_fake's gradients are not synchronised across ranks.
 """
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -40,6 +41,7 @@ from torch import nn
 
 from openimagen.diffusion.cond import Cond
 from openimagen.diffusion.denoiser import DenoiserFn, append_dims
+from openimagen.diffusion.guidance import ClassifierFreeGuidance
 from openimagen.samplers.noise import Generators, randn
 from openimagen.train.objective import TrainBatch
 from openimagen.train.step import _rand
@@ -88,6 +90,16 @@ class DistributionMatchingTrajectoryObjective(TrajectoryDistillationObjective):
         self.weight, self.samples, self.warmup_steps = float(weight), samples, int(warmup_steps)
         self.fake_steps, self.fake_updates, self._metrics = fake_steps, 0, {}
         self.opt = torch.optim.Adam([p for p in self.fake.parameters() if p.requires_grad], lr=lr)
+
+    @classmethod
+    def from_run_config(cls, args: tuple, distill, teacher: nn.Module) -> "DistributionMatchingTrajectoryObjective":
+        """The objective a run config's ``distill`` section (openimagen.train.config.DistillSection) asks for:
+        ``args`` the parent's positional arguments, ``teacher`` the teacher's Denoiser, guided at
+        ``dm_guidance`` (default ``teacher_guidance``) as D_real and copied as the fake denoiser's start."""
+        guidance = distill.teacher_guidance if distill.dm_guidance is None else distill.dm_guidance
+        return cls(*args, real=ClassifierFreeGuidance(teacher, guidance), fake=copy.deepcopy(teacher),
+                   weight=distill.dm_weight, samples=distill.dm_samples, warmup_steps=distill.dm_warmup_steps,
+                   lr=distill.dm_lr, fake_steps=distill.dm_fake_steps)
 
     def fake_step(self, x: torch.Tensor, cond: Cond, generator: Generators) -> float:
         """One Adam step of the fake denoiser's loss (s^-2 + 1) |D_fake(x + s n, s) - x|^2 on the detached

@@ -16,7 +16,6 @@ The module docstring of :mod:`openimagen.train.data` explains why resuming and d
 from __future__ import annotations
 
 import contextlib
-import copy
 import signal
 import threading
 import time
@@ -63,11 +62,11 @@ class TrainResult:
 
 
 def _one_process(d, what: str) -> None:
-    """ConfigError unless this run is one process: ``what`` trains a discriminator, whose gradients are not
-    synchronised across ranks."""
+    """ConfigError unless this run is one process: ``what`` trains a discriminator or a fake denoiser, whose
+    gradients are not synchronised across ranks."""
     if d.world > 1:
-        raise ConfigError(f"{what} runs in one process for now (its discriminator or fake denoiser has no gradient sync); launch it "
-                          f"without torchrun")
+        raise ConfigError(f"{what} runs in one process for now (its discriminator or fake denoiser has no gradient "
+                          f"sync); launch it without torchrun")
 
 
 class Trainer:
@@ -202,16 +201,9 @@ class Trainer:
                         device=d.device)
                 elif cfg.distill.dm_weight > 0:
                     _one_process(d, "distill.dm_weight")
-                    from openimagen.diffusion.guidance import ClassifierFreeGuidance
                     from openimagen.train.distribution_matching import DistributionMatchingTrajectoryObjective
 
-                    fake = copy.deepcopy(teacher).to(d.device)
-                    objective = DistributionMatchingTrajectoryObjective(
-                        *args, real=ClassifierFreeGuidance(teacher, cfg.distill.teacher_guidance if cfg.distill.dm_guidance is None
-                                                       else cfg.distill.dm_guidance), fake=fake,
-                        weight=cfg.distill.dm_weight, samples=cfg.distill.dm_samples,
-                        warmup_steps=cfg.distill.dm_warmup_steps, lr=cfg.distill.dm_lr,
-                        fake_steps=cfg.distill.dm_fake_steps)
+                    objective = DistributionMatchingTrajectoryObjective.from_run_config(args, cfg.distill, teacher)
                 else:
                     objective = TrajectoryDistillationObjective(*args)
             elif cfg.distill.kind == "progressive":
